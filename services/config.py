@@ -1,0 +1,299 @@
+"""Breakwater's one settings model.
+
+Scalars come from environment variables prefixed ``BREAKWATER_`` (nested with ``__``, e.g.
+``BREAKWATER_EDGE__PORT=8080``); the parts that are lists or maps (providers, secrets references,
+signing keys, routes, limits) come from a TOML file named by ``--config`` or ``BREAKWATER_CONFIG``.
+Environment wins over the file. Nothing else in the code base reads ``os.environ``.
+
+Secrets are written as references, resolved once at load time::
+
+    secrets = ["env:STRIPE_WEBHOOK_SECRET", "file:/run/secrets/stripe", "whsec_literal_for_dev_only"]
+
+A bad setting fails at start with the field's dotted name (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from contextvars import ContextVar
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from schemas.topics import TopicSpec, topic_catalogue
+
+ENV_PREFIX = "BREAKWATER_"
+CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
+
+ProviderKind = Literal["stripe", "github", "shopify", "sendgrid", "paypal", "standard"]
+PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the field."""
+
+
+def resolve_secret(reference: str) -> str:
+    """Turn ``env:NAME``, ``file:PATH`` or a literal into the secret's value."""
+    if reference.startswith("env:"):
+        name = reference[4:]
+        value = os.environ.get(name)
+        if value is None:
+            raise ValueError(f"environment variable {name} is not set")
+        return value
+    if reference.startswith("file:"):
+        path = Path(reference[5:]).expanduser()
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from exc
+    return reference
+
+
+def _resolve(value: Any) -> Any:
+    if isinstance(value, str):
+        return resolve_secret(value)
+    return value
+
+
+Secret = Annotated[SecretStr, BeforeValidator(_resolve)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RateLimit(_Section):
+    """A token bucket: ``rate`` tokens a second, up to ``burst`` at once."""
+
+    rate: float = Field(gt=0)
+    burst: int = Field(default=1, ge=1)
+
+
+class ProviderSettings(_Section):
+    """One webhook source. The URL path names it: ``POST /webhooks/{name}``."""
+
+    kind: ProviderKind | None = None
+    secrets: list[Secret] = Field(default_factory=list)
+    tolerance_seconds: int = Field(default=300, ge=1)
+    admission: RateLimit | None = None
+    # PayPal only: the webhook id PayPal assigned, and where certificates may come from.
+    webhook_id: str | None = None
+    cert_hosts: list[str] = Field(default_factory=lambda: ["api.paypal.com", "api.sandbox.paypal.com"])
+
+
+class LocalKafkaSettings(_Section):
+    """The embedded single-node broker that ``breakwater kafka start`` runs."""
+
+    version: str = "4.1.1"
+    home: Path = Path(".breakwater/kafka")
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "breakwater"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=9092, ge=1, le=65535)
+    controller_port: int = Field(default=9093, ge=1, le=65535)
+    heap: str = "1g"
+    start_timeout_seconds: float = Field(default=90, gt=0)
+
+
+class KafkaSettings(_Section):
+    bootstrap: str | None = None
+    """An existing cluster (``host:port,...``). When set, nothing is started locally."""
+    local: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
+    client_id: str = "breakwater"
+    request_timeout_ms: int = Field(default=15_000, ge=1000)
+
+    @property
+    def servers(self) -> str:
+        return self.bootstrap or f"{self.local.host}:{self.local.port}"
+
+
+class TopicSettings(_Section):
+    partitions: int = Field(default=8, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int = Field(default=1, ge=1)
+    retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
+
+
+class SigningSettings(_Section):
+    """Keys that sign envelopes at the edge; every key here is accepted when verifying (rotation)."""
+
+    active_key_id: str = "dev"
+    keys: dict[str, Secret] = Field(default_factory=lambda: {"dev": SecretStr("breakwater-dev-signing-key")})
+
+    @model_validator(mode="after")
+    def _active_key_exists(self) -> SigningSettings:
+        if self.active_key_id not in self.keys:
+            raise ValueError(f"active_key_id {self.active_key_id!r} is not among keys {sorted(self.keys)}")
+        return self
+
+
+class EdgeSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    produce_timeout_seconds: float = Field(default=5.0, gt=0)
+    """How long a request waits for the broker's acknowledgement before it gets 503."""
+    max_in_flight: int = Field(default=10_000, ge=1)
+    """Envelopes waiting for acknowledgement at once; past this the edge answers 503 (bounded memory)."""
+    retry_after_seconds: int = Field(default=5, ge=1)
+    linger_ms: int = Field(default=2, ge=0)
+
+
+class RetryTier(_Section):
+    """A delay tier: failed deliveries wait in ``webhooks.retry.{name}`` for about ``delay_seconds``."""
+
+    name: str = Field(pattern=r"^[a-z0-9]+$")
+    delay_seconds: float = Field(gt=0)
+
+
+def _default_tiers() -> list[RetryTier]:
+    return [
+        RetryTier(name="10s", delay_seconds=10),
+        RetryTier(name="1m", delay_seconds=60),
+        RetryTier(name="10m", delay_seconds=600),
+        RetryTier(name="1h", delay_seconds=3600),
+    ]
+
+
+class PipelineSettings(_Section):
+    """The Faust side: dedup window, retry tiers, attempts."""
+
+    dedup_window_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    retry_tiers: list[RetryTier] = Field(default_factory=_default_tiers, min_length=1)
+    max_attempts: int = Field(default=8, ge=1)
+
+    @field_validator("retry_tiers")
+    @classmethod
+    def _tiers_ascending(cls, tiers: list[RetryTier]) -> list[RetryTier]:
+        delays = [t.delay_seconds for t in tiers]
+        if delays != sorted(delays) or len({t.name for t in tiers}) != len(tiers):
+            raise ValueError("retry tiers need unique names and ascending delays")
+        return tiers
+
+
+class BreakwaterSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    environment: Literal["dev", "test", "prod"] = "dev"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, providers: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        for name, provider in providers.items():
+            if not PROVIDER_NAME.match(name):
+                raise ValueError(f"provider name {name!r} must match {PROVIDER_NAME.pattern}")
+            kind = provider.kind or name
+            if kind not in ProviderKind.__args__:  # type: ignore[attr-defined]
+                raise ValueError(f"provider {name!r} needs kind, one of {', '.join(ProviderKind.__args__)}")  # type: ignore[attr-defined]
+            if not provider.secrets:
+                raise ValueError(f"provider {name!r} has no secrets")
+            if kind == "paypal" and not provider.webhook_id:
+                raise ValueError(f"provider {name!r} (paypal) needs webhook_id")
+        return providers
+
+    @model_validator(mode="after")
+    def _prod_keys(self) -> BreakwaterSettings:
+        if self.environment == "prod" and "dev" in self.signing.keys:
+            raise ValueError("signing.keys must not hold the 'dev' key in prod")
+        return self
+
+    def provider_kind(self, name: str) -> ProviderKind:
+        provider = self.providers[name]
+        return provider.kind or name  # type: ignore[return-value]
+
+    @cached_property
+    def provider_names(self) -> tuple[str, ...]:
+        return tuple(sorted(self.providers))
+
+    def topic_catalogue(self) -> list[TopicSpec]:
+        return topic_catalogue(
+            providers=self.provider_names,
+            retry_tiers=[tier.name for tier in self.pipeline.retry_tiers],
+            partitions=self.topics.partitions,
+            replication_factor=self.topics.replication_factor,
+            min_insync_replicas=self.topics.min_insync_replicas,
+            retention_ms=self.topics.retention_ms,
+        )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _CONFIG_FILE.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+# Carries the ``--config`` path into ``settings_customise_sources`` (a classmethod).
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("breakwater_config_file", default=None)
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(settings)"
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per bad field: ``edge.port: Input should be less than or equal to 65535``."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        lines.append(f"{_field_name(error['loc'])}: {error['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> BreakwaterSettings:
+    """Load and validate settings, raising :class:`ConfigError` that names every bad field.
+
+    >>> settings = load_settings("deploy/local/breakwater.toml")  # doctest: +SKIP
+    """
+    path = config if config is not None else os.environ.get(CONFIG_ENV)
+    config_path = Path(path).expanduser() if path else None
+    if config_path is not None and not config_path.is_file():
+        raise ConfigError(f"config file {config_path} does not exist")
+    token = _CONFIG_FILE.set(config_path)
+    try:
+        return BreakwaterSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    finally:
+        _CONFIG_FILE.reset(token)

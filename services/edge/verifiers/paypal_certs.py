@@ -1,0 +1,150 @@
+"""Where PayPal's signing certificates come from: an allow-listed HTTPS host, then a bounded cache.
+
+PayPal names the certificate in the ``PAYPAL-CERT-URL`` header of every webhook, so the URL is
+attacker-controlled input. It is fetched only over HTTPS from a host in ``cert_hosts`` (exact
+match; TLS to that host is what makes the certificate PayPal's), without following redirects and
+up to a size limit. Certificates are cached by URL until ``min(fetched + ttl, notAfter)``, at most
+``max_entries`` of them (least recently used goes first), and concurrent misses for one URL share
+one fetch, so a storm of webhooks costs one request to PayPal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from services.errors import BadSignature, Overloaded
+
+MAX_CERT_BYTES = 64 * 1024
+RETRY_AFTER_SECONDS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class CachedCert:
+    public_key: rsa.RSAPublicKey
+    not_before: float
+    not_after: float
+    expires_at: float
+
+
+def _utc(value: float) -> str:
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_certificate(pem: bytes, now: float, ttl: float) -> CachedCert:
+    """The leaf (first) certificate of a PEM chain, with its RSA key and validity window."""
+    try:
+        cert = x509.load_pem_x509_certificates(pem)[0]
+    except ValueError:
+        raise BadSignature("PAYPAL-CERT-URL did not serve a PEM certificate") from None
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise BadSignature("PayPal certificate does not hold an RSA key")
+    not_after = cert.not_valid_after_utc.timestamp()
+    return CachedCert(
+        public_key=key,
+        not_before=cert.not_valid_before_utc.timestamp(),
+        not_after=not_after,
+        expires_at=min(now + ttl, not_after),
+    )
+
+
+class CertificateCache:
+    """Fetches and caches PayPal signing certificates. One per PayPal verifier."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        hosts: list[str],
+        *,
+        max_entries: int = 32,
+        ttl_seconds: float = 3600.0,
+        timeout_seconds: float = 5.0,
+    ) -> None:
+        self._http = http
+        self._hosts = frozenset(host.lower() for host in hosts)
+        self._max_entries = max_entries
+        self._ttl = ttl_seconds
+        self._timeout = timeout_seconds
+        self._entries: OrderedDict[str, CachedCert] = OrderedDict()
+        self._inflight: dict[str, asyncio.Task[CachedCert]] = {}
+
+    def check_url(self, url: str) -> None:
+        """Refuse a certificate URL that is not HTTPS on an allow-listed host."""
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            parts.port  # noqa: B018  (raises ValueError on a bad port)
+        except ValueError:
+            raise BadSignature("PAYPAL-CERT-URL is not a valid URL") from None
+        if host not in self._hosts:
+            raise BadSignature(f"PAYPAL-CERT-URL host {host!r} is not an allowed PayPal certificate host")
+        if parts.scheme != "https":
+            raise BadSignature(f"PAYPAL-CERT-URL must use https, not {parts.scheme!r}")
+
+    async def public_key(self, url: str, now: float) -> rsa.RSAPublicKey:
+        """The RSA key of the certificate at ``url``, which must be valid at ``now``."""
+        self.check_url(url)
+        entry = self._entries.get(url)
+        if entry is None or now >= entry.expires_at:
+            self._entries.pop(url, None)
+            entry = await self._fetch_once(url, now)
+        self._entries.move_to_end(url)
+        if now < entry.not_before:
+            raise BadSignature(f"PayPal certificate is not valid before {_utc(entry.not_before)}")
+        if now > entry.not_after:
+            raise BadSignature(f"PayPal certificate expired at {_utc(entry.not_after)}")
+        return entry.public_key
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def _fetch_once(self, url: str, now: float) -> CachedCert:
+        task = self._inflight.get(url)
+        if task is None:
+            task = asyncio.create_task(self._fetch(url, now))
+            self._inflight[url] = task
+            task.add_done_callback(lambda _: self._inflight.pop(url, None))
+        # shield: one caller giving up (client went away) must not cancel the others' fetch.
+        entry = await asyncio.shield(task)
+        self._store(url, entry)
+        return entry
+
+    def _store(self, url: str, entry: CachedCert) -> None:
+        self._entries[url] = entry
+        self._entries.move_to_end(url)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    async def _fetch(self, url: str, now: float) -> CachedCert:
+        try:
+            async with self._http.stream(
+                "GET", url, follow_redirects=False, timeout=self._timeout
+            ) as response:
+                if response.status_code >= 500:
+                    raise Overloaded(
+                        f"PayPal certificate host answered {response.status_code}",
+                        retry_after=RETRY_AFTER_SECONDS,
+                        code="cert_unavailable",
+                    )
+                if response.status_code != 200:
+                    raise BadSignature(f"PAYPAL-CERT-URL answered {response.status_code}")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_CERT_BYTES:
+                        raise BadSignature(f"PAYPAL-CERT-URL served more than {MAX_CERT_BYTES} bytes")
+        except httpx.HTTPError as exc:
+            raise Overloaded(
+                f"cannot fetch PayPal certificate: {type(exc).__name__}",
+                retry_after=RETRY_AFTER_SECONDS,
+                code="cert_unavailable",
+            ) from exc
+        return parse_certificate(bytes(body), now, self._ttl)

@@ -1,0 +1,280 @@
+"""The embedded default: a single-node Apache Kafka (KRaft, broker and controller in one JVM).
+
+The official jars come from Maven Central through ``deploy/kafka/pom.xml`` and are cached outside git
+(``~/.cache/breakwater/kafka-{version}``, with Maven's own downloads kept in ``m2/`` beside them, so a
+fresh machine needs nothing but Java and Maven). The node is formatted on its first start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.kafka.admin import broker_answers
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
+LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
+
+
+class LocalKafkaError(RuntimeError):
+    """The local broker could not be fetched, started or stopped; the message says why."""
+
+
+def fetch_jars(version: str, cache_dir: Path, *, quiet: bool = True) -> Path:
+    """Download Kafka ``version`` and its runtime dependencies once; return the folder of jars."""
+    libs = cache_dir / f"kafka-{version}" / "libs"
+    done = libs / ".complete"
+    if done.exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise LocalKafkaError("Maven (mvn) is not on PATH; it fetches the Kafka jars from Maven Central")
+    if not POM.is_file():
+        raise LocalKafkaError(f"{POM} is missing; run breakwater from a checkout of the repository")
+    staging = libs.with_name("libs.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    command = [
+        mvn,
+        "-B",
+        *(["-q"] if quiet else []),
+        "-f",
+        str(POM),
+        f"-Dmaven.repo.local={cache_dir / 'm2'}",
+        f"-Dkafka.version={version}",
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+        raise LocalKafkaError(f"mvn could not fetch Kafka {version}:\n{tail}")
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    done.write_text(version)
+    return libs
+
+
+@dataclass(frozen=True)
+class LocalKafka:
+    """One KRaft node rooted at ``home`` (config, data, log and pid file live there)."""
+
+    libs: Path
+    home: Path
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "1g"
+    node_id: int = 1
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "broker.pid"
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "server.properties"
+
+    def _properties(self) -> str:
+        listeners = f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": f"{self.node_id}@{self.host}:{self.controller_port}",
+            "listeners": listeners,
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.data_dir),
+            "num.partitions": "8",
+            # One node: internal topics cannot have more replicas than there are brokers.
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "8",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "8",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # A single machine has no stragglers to wait for before the first rebalance.
+            "group.initial.rebalance.delay.ms": "0",
+            # Topics come from the catalogue (breakwater topics ensure) or from Faust, never by accident.
+            "auto.create.topics.enable": "false",
+            "log.retention.check.interval.ms": "60000",
+        }
+        return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+    def _java(self, main_class: str, *args: str) -> list[str]:
+        java = shutil.which("java")
+        if java is None:
+            raise LocalKafkaError("java is not on PATH; the local broker runs on the JVM")
+        return [
+            java,
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            "-cp",
+            f"{self.libs}/*",
+            main_class,
+            *args,
+        ]
+
+    def format_once(self) -> None:
+        """Write the config and format the storage on first use; later starts reuse the data."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(self._properties())
+        if (self.data_dir / "meta.properties").exists():
+            return
+        cluster_id = _kraft_cluster_id()
+        command = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file))
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise LocalKafkaError(f"formatting {self.data_dir} failed:\n{result.stdout}{result.stderr}")
+
+    def pid(self) -> int | None:
+        """The broker's pid if it is running."""
+        try:
+            pid = int(self.pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        with contextlib.suppress(OSError):
+            if b"kafka.Kafka" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return None
+        return pid
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Start the broker in the background and return once it answers a metadata request."""
+        if self.pid() is not None:
+            if broker_answers(self.bootstrap):
+                return
+            raise LocalKafkaError(f"a broker process (pid {self.pid()}) runs but does not answer")
+        if broker_answers(self.bootstrap):
+            raise LocalKafkaError(f"something else already answers on {self.bootstrap}")
+        self.format_once()
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                self._java("kafka.Kafka", str(self.config_file)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives the CLI that started it; stopped by `kafka stop`
+            )
+        self.pid_file.write_text(str(process.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise LocalKafkaError(f"broker exited with {process.returncode}:\n{self.log_tail()}")
+            if broker_answers(self.bootstrap, timeout=2.0):
+                return
+            time.sleep(0.25)
+        self.kill()
+        raise LocalKafkaError(f"broker did not answer on {self.bootstrap} within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop cleanly (SIGTERM: controlled shutdown), SIGKILL after ``timeout``. False if not running."""
+        return self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> bool:
+        """SIGKILL: the broker dies as in a crash (tests use it)."""
+        return self._signal(signal.SIGKILL, 10.0)
+
+    def _signal(self, sig: signal.Signals, timeout: float) -> bool:
+        pid = self.pid()
+        if pid is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no broker log)"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        return state != "Z"
+    return True
+
+
+def _kraft_cluster_id() -> str:
+    """KRaft wants a base64url UUID without padding, as ``kafka-storage random-uuid`` prints."""
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def free_ports(count: int) -> Iterator[int]:
+    """Ports the OS says are free now (tests start brokers on them)."""
+    import socket
+
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        ports = [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    return iter(ports)
+
+
+async def wait_until_answers(bootstrap: str, timeout: float) -> None:
+    """Await a broker answering (used after restarting one in tests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(broker_answers, bootstrap, 2.0):
+            return
+        await asyncio.sleep(0.2)
+    raise LocalKafkaError(f"no broker answered on {bootstrap} within {timeout:.0f}s")

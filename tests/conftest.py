@@ -1,0 +1,66 @@
+"""Fixtures shared by every suite: one real Kafka broker per test run, started here and stopped here.
+
+The broker is the project's own embedded default (official jars on the JVM, see services/kafka/local.py).
+Set BREAKWATER_TEST_BOOTSTRAP to run the suites against a broker you started yourself; where a Docker
+engine answers, BREAKWATER_TEST_DOCKER=1 uses testcontainers' Kafka module instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.config import LocalKafkaSettings
+from services.kafka.local import LocalKafka, fetch_jars, free_ports
+
+
+def start_local_broker(home: Path) -> LocalKafka:
+    """A fresh single-node broker on free ports under ``home`` (tests own its whole life)."""
+    defaults = LocalKafkaSettings()
+    libs = fetch_jars(defaults.version, defaults.cache_dir)
+    port, controller_port = free_ports(2)
+    broker = LocalKafka(libs=libs, home=home, port=port, controller_port=controller_port, heap="768m")
+    broker.start(timeout=defaults.start_timeout_seconds)
+    return broker
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka | None]:
+    """The run's broker object, or None when the tests use an external one."""
+    if os.environ.get("BREAKWATER_TEST_BOOTSTRAP"):
+        yield None
+        return
+    broker = start_local_broker(tmp_path_factory.mktemp("kafka"))
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: LocalKafka | None) -> str:
+    """``host:port`` of a real broker shared by the whole run."""
+    if kafka_broker is None:
+        return os.environ["BREAKWATER_TEST_BOOTSTRAP"]
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of the test's own, for tests that stop, kill or restart it."""
+    broker = start_local_broker(tmp_path / "kafka")
+    try:
+        yield broker
+    finally:
+        broker.stop(timeout=10)
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """Names that no other test uses: topics, groups, transactional ids."""
+    run = uuid.uuid4().hex[:8]
+    return lambda prefix: f"{prefix}-{run}"
