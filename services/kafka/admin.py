@@ -66,7 +66,9 @@ async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], timeout: flo
         created: list[str] = []
         if missing:
             topics = [
-                NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=dict(spec.configs))
+                NewTopic(
+                    spec.name, spec.partitions, spec.replication_factor, topic_configs=dict(spec.configs)
+                )
                 for spec in missing
             ]
             response = await admin.create_topics(topics, timeout_ms=int(timeout * 1000))

@@ -149,7 +149,9 @@ class LocalKafka:
         if (self.data_dir / "meta.properties").exists():
             return
         cluster_id = _kraft_cluster_id()
-        command = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file))
+        command = self._java(
+            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file)
+        )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise LocalKafkaError(f"formatting {self.data_dir} failed:\n{result.stdout}{result.stderr}")
@@ -195,7 +197,9 @@ class LocalKafka:
                 return
             time.sleep(0.25)
         self.kill()
-        raise LocalKafkaError(f"broker did not answer on {self.bootstrap} within {timeout:.0f}s:\n{self.log_tail()}")
+        raise LocalKafkaError(
+            f"broker did not answer on {self.bootstrap} within {timeout:.0f}s:\n{self.log_tail()}"
+        )
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop cleanly (SIGTERM: controlled shutdown), SIGKILL after ``timeout``. False if not running."""
