@@ -47,9 +47,14 @@ def payload_of(body: bytes, content_type: str) -> dict[str, Any]:
 class GitHubVerifier:
     """Verifies GitHub webhook signatures against any of the configured webhook secrets."""
 
-    kind = "github"
-    content_types = frozenset({"application/json", FORM})
-    envelope_headers = ("x-hub-signature-256", "x-github-delivery", "x-github-event", "x-github-hook-id")
+    kind: str = "github"
+    content_types: frozenset[str] = frozenset({"application/json", FORM})
+    envelope_headers: tuple[str, ...] = (
+        "x-hub-signature-256",
+        "x-github-delivery",
+        "x-github-event",
+        "x-github-hook-id",
+    )
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         self.name = name

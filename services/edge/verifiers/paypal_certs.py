@@ -111,11 +111,16 @@ class CertificateCache:
         if task is None:
             task = asyncio.create_task(self._fetch(url, now))
             self._inflight[url] = task
-            task.add_done_callback(lambda _: self._inflight.pop(url, None))
+            task.add_done_callback(lambda done: self._fetched(url, done))
         # shield: one caller giving up (client went away) must not cancel the others' fetch.
         entry = await asyncio.shield(task)
         self._store(url, entry)
         return entry
+
+    def _fetched(self, url: str, task: asyncio.Task[CachedCert]) -> None:
+        self._inflight.pop(url, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here too, so a fetch nobody waits for any more is not logged
 
     def _store(self, url: str, entry: CachedCert) -> None:
         self._entries[url] = entry

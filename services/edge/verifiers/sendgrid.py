@@ -71,9 +71,9 @@ def compact(event: object) -> bytes:
 class SendGridVerifier:
     """Verifies SendGrid Event Webhook batches against any of the configured verification keys."""
 
-    kind = "sendgrid"
-    content_types = frozenset({"application/json"})
-    envelope_headers = (SIGNATURE_HEADER.lower(), TIMESTAMP_HEADER.lower())
+    kind: str = "sendgrid"
+    content_types: frozenset[str] = frozenset({"application/json"})
+    envelope_headers: tuple[str, ...] = (SIGNATURE_HEADER.lower(), TIMESTAMP_HEADER.lower())
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         self.name = name

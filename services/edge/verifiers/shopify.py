@@ -32,9 +32,9 @@ HEADER = "X-Shopify-Hmac-Sha256"
 class ShopifyVerifier:
     """Verifies Shopify webhook HMACs against any of the configured app secrets."""
 
-    kind = "shopify"
-    content_types = frozenset({"application/json"})
-    envelope_headers = (
+    kind: str = "shopify"
+    content_types: frozenset[str] = frozenset({"application/json"})
+    envelope_headers: tuple[str, ...] = (
         "x-shopify-hmac-sha256",
         "x-shopify-webhook-id",
         "x-shopify-event-id",

@@ -65,9 +65,9 @@ def parse_signatures(value: str, header: str) -> list[bytes]:
 class StandardWebhooksVerifier:
     """Verifies Standard Webhooks / Svix signatures against any of the configured ``whsec_`` secrets."""
 
-    kind = "standard"
-    content_types = frozenset({"application/json"})
-    envelope_headers = (
+    kind: str = "standard"
+    content_types: frozenset[str] = frozenset({"application/json"})
+    envelope_headers: tuple[str, ...] = (
         "webhook-id",
         "webhook-timestamp",
         "webhook-signature",

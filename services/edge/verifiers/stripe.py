@@ -52,9 +52,9 @@ def parse_header(value: str) -> tuple[str, list[bytes]]:
 class StripeVerifier:
     """Verifies Stripe webhook signatures against any of the configured endpoint secrets."""
 
-    kind = "stripe"
-    content_types = frozenset({"application/json"})
-    envelope_headers = ("stripe-signature",)
+    kind: str = "stripe"
+    content_types: frozenset[str] = frozenset({"application/json"})
+    envelope_headers: tuple[str, ...] = ("stripe-signature",)
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         self.name = name
