@@ -20,7 +20,7 @@ from services.config import Secret
 
 RetryStrategy = Literal["exponential", "linear", "polynomial", "fibonacci", "decorrelated_jitter"]
 ErrorKind = Literal["connect", "timeout", "network"]
-"""``connect``: never reached the server; ``timeout``: no answer in time; ``network``: the connection broke."""
+"""``connect``: never reached the server; ``timeout``: no answer in time; ``network``: connection broke."""
 
 DEFAULT_RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -91,7 +91,7 @@ class RetrySettings(_Section):
     power: float = Field(default=2.0, gt=0)
     """Polynomial exponent: ``base_delay * attempt ** power``."""
     jitter: float = Field(default=0.0, ge=0, le=1)
-    """Random share taken off each delay (0: deterministic, 1: full jitter); decorrelated jitter has its own."""
+    """Random share taken off each delay (0: none, 1: full jitter); decorrelated jitter has its own."""
     retryable_statuses: frozenset[int] = DEFAULT_RETRYABLE_STATUSES
     retryable_errors: frozenset[ErrorKind] = frozenset({"connect", "timeout", "network"})
     respect_retry_after: bool = True
@@ -126,7 +126,7 @@ class BreakerSettings(_Section):
 class APISettings(_Section):
     """One third-party or internal API.
 
-    >>> APISettings(base_url="http://127.0.0.1:8080", rate_limit={"start": 5, "min": 1, "max": 10})  # doctest: +SKIP
+    >>> APISettings(base_url="http://127.0.0.1:8080", rate_limit={"start": 5, "max": 10})  # doctest: +SKIP
     """
 
     base_url: HttpUrl
