@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 import stripe
-from verifier_support import NOW, lower, provider
 
 from services.edge.verifiers import StripeVerifier, build_verifier
 from services.edge.verifiers.signers import sample_body, sign_stripe
 from services.errors import BadSignature, MalformedRequest, StaleTimestamp
+from tests.unit.verifiers.verifier_support import NOW, lower, provider
 
 SECRET = "whsec_test_secret_one"
 OTHER = "whsec_test_secret_two"

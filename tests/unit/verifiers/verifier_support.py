@@ -1,4 +1,4 @@
-"""Helpers shared by the verifier tests (imported by name: pytest puts this folder on sys.path)."""
+"""Helpers shared by the verifier tests (import as tests.unit.verifiers.verifier_support)."""
 
 from __future__ import annotations
 
