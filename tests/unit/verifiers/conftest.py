@@ -120,6 +120,7 @@ def cert_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CertServer
         server_state.app,
         ssl_certfile=str(cert_file),
         ssl_keyfile=str(key_file),
+        interface="asgi3",
         lifespan="off",
         ws="none",
         http="h11",

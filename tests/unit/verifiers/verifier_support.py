@@ -15,7 +15,7 @@ NOW = 1_700_000_000  # 2023-11-14T22:13:20Z
 
 
 def provider(kind: str, *secrets: str, **fields: Any) -> ProviderSettings:
-    return ProviderSettings(kind=kind, secrets=list(secrets), **fields)  # type: ignore[arg-type]
+    return ProviderSettings(kind=kind, secrets=list(secrets), **fields)
 
 
 def lower(headers: Mapping[str, str]) -> dict[str, str]:
