@@ -93,10 +93,11 @@ class CertificateCache:
         """The RSA key of the certificate at ``url``, which must be valid at ``now``."""
         self.check_url(url)
         entry = self._entries.get(url)
-        if entry is None or now >= entry.expires_at:
+        if entry is not None and now < entry.expires_at:
+            self._entries.move_to_end(url)
+        else:
             self._entries.pop(url, None)
             entry = await self._fetch_once(url, now)
-        self._entries.move_to_end(url)
         if now < entry.not_before:
             raise BadSignature(f"PayPal certificate is not valid before {_utc(entry.not_before)}")
         if now > entry.not_after:

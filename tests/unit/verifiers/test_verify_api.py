@@ -13,8 +13,15 @@ import services.edge.verifiers as verifiers
 from services.config import ConfigError
 from services.edge.verifiers import KINDS, VerifiedEvent, Verifier, build_verifier, signers
 from services.edge.verifiers._common import check_fresh, to_datetime
-from services.edge.verifiers.signers import generate_sendgrid_key, sample_body
-from services.errors import StaleTimestamp
+from services.edge.verifiers.signers import (
+    generate_sendgrid_key,
+    sample_body,
+    sign_github,
+    sign_shopify,
+    sign_standard,
+    sign_stripe,
+)
+from services.errors import BadSignature, StaleTimestamp
 from tests.unit.verifiers.verifier_support import provider
 
 SECRETS = {
@@ -115,3 +122,27 @@ def test_sendgrid_sample_batch() -> None:
 def test_sample_body_rejects_unknown_kind() -> None:
     with pytest.raises(ValueError, match="unknown provider kind"):
         sample_body("mailgun")
+
+
+@pytest.mark.parametrize("kind", ["stripe", "github", "shopify", "standard"])
+async def test_refusals_never_carry_secrets_or_signatures(kind: str) -> None:
+    good, bad = {"standard": ("whsec_Z29vZC1zZWNyZXQ=", "whsec_YmFkLXNlY3JldA==")}.get(
+        kind, ("good-1", "bad-2")
+    )
+    sign = {
+        "stripe": lambda body, secret: sign_stripe(body, secret, 1_700_000_000),
+        "github": lambda body, secret: sign_github(body, secret, delivery="d"),
+        "shopify": lambda body, secret: sign_shopify(body, secret, webhook_id="w"),
+        "standard": lambda body, secret: sign_standard(body, secret, timestamp=1_700_000_000, msg_id="m"),
+    }[kind]
+    body = b'{"id": "e", "type": "t"}'
+    expected, received = sign(body, good), sign(body, bad)
+    verifier = build_verifier(name=kind, kind=kind, settings=provider(kind, good))
+    with pytest.raises(BadSignature) as caught:
+        await verifier.verify(body, {k.lower(): v for k, v in received.items()}, 1_700_000_000)
+    message = str(caught.value)
+    signature_values = [v for v in [*expected.values(), *received.values()] if len(v) > 20]
+    for value in [good, bad, good.removeprefix("whsec_"), *signature_values]:
+        assert value not in message
+    for value in signature_values:  # nor any long piece of one
+        assert not any(value[i : i + 16] in message for i in range(len(value) - 16))
