@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -129,12 +130,13 @@ async def test_refusals_never_carry_secrets_or_signatures(kind: str) -> None:
     good, bad = {"standard": ("whsec_Z29vZC1zZWNyZXQ=", "whsec_YmFkLXNlY3JldA==")}.get(
         kind, ("good-1", "bad-2")
     )
-    sign = {
+    signers_by_kind: dict[str, Callable[[bytes, str], dict[str, str]]] = {
         "stripe": lambda body, secret: sign_stripe(body, secret, 1_700_000_000),
         "github": lambda body, secret: sign_github(body, secret, delivery="d"),
         "shopify": lambda body, secret: sign_shopify(body, secret, webhook_id="w"),
         "standard": lambda body, secret: sign_standard(body, secret, timestamp=1_700_000_000, msg_id="m"),
-    }[kind]
+    }
+    sign = signers_by_kind[kind]
     body = b'{"id": "e", "type": "t"}'
     expected, received = sign(body, good), sign(body, bad)
     verifier = build_verifier(name=kind, kind=kind, settings=provider(kind, good))
