@@ -200,11 +200,15 @@ class APIClient:
             request.extensions["timeout"] = httpx.Timeout(attempt_timeout, connect=connect).as_dict()
             response = await self._http.send(request)
         except httpx.TransportError as exc:
-            self.breaker.record_failure()
-            self.limiter.on_failure()
-            raise translate_transport_error(
+            error = translate_transport_error(
                 exc, api=self.name, retryable=self.settings.retry.retryable_errors
-            ) from exc
+            )
+            if isinstance(error, InvalidRequest):
+                self.breaker.release()  # our mistake, not the API's
+            else:
+                self.breaker.record_failure()
+                self.limiter.on_failure()
+            raise error from exc
         except BaseException:
             self.breaker.release()
             raise

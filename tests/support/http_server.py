@@ -74,7 +74,9 @@ def sequence(*replies: Reply, then: Reply = OK) -> Behaviour:
     return lambda index: replies[index] if index < len(replies) else then
 
 
-def fail_times(times: int, *, status: int = 500, headers: dict[str, str] | None = None, then: Reply = OK) -> Behaviour:
+def fail_times(
+    times: int, *, status: int = 500, headers: dict[str, str] | None = None, then: Reply = OK
+) -> Behaviour:
     """``times`` failures with ``status``, then ``then``."""
     failure = Reply(status=status, body=b"scripted failure", headers=headers or {})
     return sequence(*([failure] * times), then=then)
@@ -103,8 +105,8 @@ class Recorded:
 class ScriptedApp:
     """The ASGI app; routes unknown paths to ``default``."""
 
-    def __init__(self, default: Behaviour = always(OK)) -> None:
-        self.default = default
+    def __init__(self, default: Behaviour | None = None) -> None:
+        self.default = default or always(OK)
         self._routes: dict[str, Behaviour] = {}
         self._counts: defaultdict[str, int] = defaultdict(int)
         self.requests: list[Recorded] = []
@@ -194,11 +196,11 @@ def _uvicorn(app: ScriptedApp, http: str = "h11") -> uvicorn.Server:
 
 
 @asynccontextmanager
-async def serve_scripted(default: Behaviour = always(OK)) -> AsyncIterator[ScriptedServer]:
+async def serve_scripted(default: Behaviour | None = None) -> AsyncIterator[ScriptedServer]:
     """Serve a fresh :class:`ScriptedServer` in the running event loop."""
     app = ScriptedServer(default)
     sock = _listening_socket()
-    app.url = "http://127.0.0.1:{}".format(sock.getsockname()[1])
+    app.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server = _uvicorn(app)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -210,11 +212,13 @@ async def serve_scripted(default: Behaviour = always(OK)) -> AsyncIterator[Scrip
 
 
 @contextmanager
-def serve_scripted_in_thread(default: Behaviour = always(OK), *, http: str = "h11") -> Iterator[ScriptedServer]:
+def serve_scripted_in_thread(
+    default: Behaviour | None = None, *, http: str = "h11"
+) -> Iterator[ScriptedServer]:
     """Serve a fresh :class:`ScriptedServer` from a thread with its own event loop."""
     app = ScriptedServer(default)
     sock = _listening_socket()
-    app.url = "http://127.0.0.1:{}".format(sock.getsockname()[1])
+    app.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server = _uvicorn(app, http)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
