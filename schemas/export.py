@@ -12,13 +12,20 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.deadletter import DeadLetter, QuarantineRecord
 from schemas.envelope import WebhookEnvelope
+from schemas.events import EventRecord
+from schemas.retry import RetryRecord
 
 SCHEMA_DIR = Path(__file__).parent / "jsonschema"
 
 # File stem -> model. Every record type that crosses a topic belongs here.
 RECORD_TYPES: dict[str, type[BaseModel]] = {
     "webhook-envelope": WebhookEnvelope,
+    "event-record": EventRecord,
+    "dead-letter": DeadLetter,
+    "quarantine-record": QuarantineRecord,
+    "retry-record": RetryRecord,
 }
 
 

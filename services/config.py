@@ -161,6 +161,40 @@ class EdgeSettings(_Section):
     linger_ms: int = Field(default=2, ge=0)
 
 
+class KafkaDestination(_Section):
+    """Deliver the normalized event record to a Kafka topic (inside the worker's transaction)."""
+
+    kind: Literal["kafka"] = "kafka"
+    topic: str = Field(default="webhooks.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    rate: RateLimit | None = None
+
+
+class HttpDestination(_Section):
+    """POST the raw body to ``url`` with ``Idempotency-Key: {provider}:{event_id}`` (at least once)."""
+
+    kind: Literal["http"] = "http"
+    url: str = Field(pattern=r"^https?://")
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    concurrency: int = Field(default=16, ge=1)
+    """Requests in flight at once to this destination."""
+    rate: RateLimit | None = None
+    max_attempts: int | None = Field(default=None, ge=1)
+    """Overrides ``pipeline.max_attempts`` for this destination."""
+    max_inline_wait_seconds: float = Field(default=2.0, ge=0)
+    """After a 429, records wait this long in line; a longer Retry-After parks them in a retry tier."""
+
+
+Destination = Annotated[KafkaDestination | HttpDestination, Field(discriminator="kind")]
+
+
+class Route(_Section):
+    """Events of ``provider`` (``*`` for any) whose type matches one of ``event_types`` (fnmatch)."""
+
+    provider: str = "*"
+    event_types: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    destinations: list[str] = Field(min_length=1)
+
+
 class RetryTier(_Section):
     """A delay tier: failed deliveries wait in ``webhooks.retry.{name}`` for about ``delay_seconds``."""
 
@@ -178,11 +212,28 @@ def _default_tiers() -> list[RetryTier]:
 
 
 class PipelineSettings(_Section):
-    """The Faust side: dedup window, retry tiers, attempts."""
+    """The stream workers: dedup window, routes and destinations, shaping, retry tiers, attempts."""
 
+    app_id: str = Field(default="breakwater", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    """Prefix of consumer groups, transactional ids and the dedup changelog."""
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$")
+    """Prepended to every pipeline topic name; lets tests and tenants share one cluster."""
+    worker_id: str = Field(default="0", pattern=r"^[A-Za-z0-9._-]{1,60}$")
+    """Stable per worker slot: a restarted worker with the same id fences its dead predecessor at once."""
+    state_dir: Path = Path(".breakwater/state")
     dedup_window_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    expiry_interval_seconds: float = Field(default=60.0, gt=0)
     retry_tiers: list[RetryTier] = Field(default_factory=_default_tiers, min_length=1)
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    """``not_before`` is the tier delay times a random factor in ``[1 - jitter, 1 + jitter]``."""
     max_attempts: int = Field(default=8, ge=1)
+    destinations: dict[str, Destination] = Field(default_factory=lambda: {"events": KafkaDestination()})
+    routes: list[Route] = Field(default_factory=lambda: [Route(destinations=["events"])], min_length=1)
+    provider_rates: dict[str, RateLimit] = Field(default_factory=dict)
+    """Pacing per provider, across all its destinations; absent means unpaced."""
+    batch_max_records: int = Field(default=2000, ge=1)
+    transaction_timeout_ms: int = Field(default=60_000, ge=1000)
+    """A killed worker's open transaction blocks read_committed readers this long unless its slot restarts."""
 
     @field_validator("retry_tiers")
     @classmethod
@@ -191,6 +242,15 @@ class PipelineSettings(_Section):
         if delays != sorted(delays) or len({t.name for t in tiers}) != len(tiers):
             raise ValueError("retry tiers need unique names and ascending delays")
         return tiers
+
+    @model_validator(mode="after")
+    def _routes_name_destinations(self) -> PipelineSettings:
+        for index, route in enumerate(self.routes):
+            unknown = [name for name in route.destinations if name not in self.destinations]
+            if unknown:
+                known = sorted(self.destinations)
+                raise ValueError(f"routes[{index}] names unknown destination(s) {unknown}; known: {known}")
+        return self
 
 
 class BreakwaterSettings(BaseSettings):
@@ -219,7 +279,7 @@ class BreakwaterSettings(BaseSettings):
             kind = provider.kind or name
             if kind not in ProviderKind.__args__:  # type: ignore[attr-defined]
                 raise ValueError(f"provider {name!r} needs kind, one of {', '.join(ProviderKind.__args__)}")  # type: ignore[attr-defined]
-            if not provider.secrets:
+            if not provider.secrets and kind != "paypal":  # PayPal signs with certificates, not secrets
                 raise ValueError(f"provider {name!r} has no secrets")
             if kind == "paypal" and not provider.webhook_id:
                 raise ValueError(f"provider {name!r} (paypal) needs webhook_id")

@@ -1,0 +1,71 @@
+"""The normalized event record on ``webhooks.events``: what downstream consumers read.
+
+It drops what only the pipeline needs (signature headers, attempts, error history) and parses a JSON
+body once, so consumers in any language read one documented shape (``schemas/jsonschema/event-record.json``).
+Key on Kafka: ``{provider}:{event_id}``, the same key as the envelope.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.envelope import WebhookEnvelope
+
+EVENT_SCHEMA_VERSION = 1
+
+
+class MalformedPayload(ValueError):
+    """The body claims to be JSON and is not: no retry can fix it."""
+
+
+class EventRecord(BaseModel):
+    """One deduplicated provider event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    schema_version: Literal[1] = EVENT_SCHEMA_VERSION
+    id: str = Field(description="the envelope id assigned by the edge (UUIDv7)")
+    key: str = Field(description="provider:event_id, the dedup key")
+    provider: str
+    provider_kind: str
+    event_id: str
+    event_type: str
+    received_at: datetime
+    occurred_at: datetime | None = None
+    content_type: str
+    data: Any = Field(default=None, description="the parsed body when it is JSON")
+    raw_body: bytes | None = Field(default=None, description="the body bytes when it is not JSON (base64)")
+
+
+def is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def event_record(envelope: WebhookEnvelope) -> EventRecord:
+    """Normalize ``envelope``; raises :class:`MalformedPayload` when a JSON body does not parse."""
+    data: Any = None
+    raw: bytes | None = envelope.body
+    if is_json(envelope.content_type):
+        try:
+            data = json.loads(envelope.body)
+        except ValueError as exc:
+            raise MalformedPayload(f"body is not valid JSON: {exc}") from exc
+        raw = None
+    return EventRecord(
+        id=envelope.id,
+        key=envelope.key,
+        provider=envelope.provider,
+        provider_kind=envelope.provider_kind,
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+        received_at=envelope.received_at,
+        occurred_at=envelope.occurred_at,
+        content_type=envelope.content_type,
+        data=data,
+        raw_body=raw,
+    )

@@ -1,0 +1,173 @@
+"""The dedup stage: ``webhooks.inbound`` → ``webhooks.ready.{provider}``, quarantine or drop.
+
+Every record is checked in this order, and the first failure decides (poison never raises):
+signature (``bad_signature``), JSON (``undecodable``), envelope schema (``invalid_envelope``), record key
+equals ``provider:event_id`` (``key_mismatch``), provider configured (``unknown_provider``). A valid
+envelope is new if its key was not seen within the window (by record timestamp) and goes on unchanged;
+a duplicate is counted and dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import RecordMetadata
+from pydantic import ValidationError
+
+from schemas.deadletter import QuarantineRecord
+from schemas.envelope import WebhookEnvelope
+from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
+from streams.dedup_store import PartitionStore
+from streams.eos import Batch, Out, Outcome, Record
+from streams.metrics import Metrics
+from streams.topics import PipelineTopics
+
+EXPIRY_BATCH = 10_000
+
+
+class Quarantined(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class DedupHandler:
+    """Handler for :class:`streams.eos.TransactionalLoop` over the inbound topic."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topics: PipelineTopics,
+        signer: EnvelopeSigner,
+        providers: frozenset[str],
+        window_seconds: int,
+        expiry_interval_seconds: float,
+        state_dir: Path,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._topics = topics
+        self._signer = signer
+        self._providers = providers
+        self._window_ms = window_seconds * 1000
+        self._expiry_interval = expiry_interval_seconds
+        self._state_dir = state_dir
+        self._metrics = metrics
+        self._clock = clock
+        self._next_expiry = clock() + expiry_interval_seconds
+        self.stores: dict[int, PartitionStore] = {}
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        mine = sorted(tp.partition for tp in partitions if tp.topic == self._topics.inbound)
+        if not mine:
+            return
+        restorer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, isolation_level="read_committed", enable_auto_commit=False
+        )
+        await restorer.start()
+        try:
+            for partition in mine:
+                store = self.stores.get(partition) or self._open(partition)
+                self.stores[partition] = store
+                tp = TopicPartition(self._topics.dedup_changelog, partition)
+                self._metrics["dedup.restored"] += await store.restore(restorer, tp)
+        finally:
+            await restorer.stop()
+
+    def _open(self, partition: int) -> PartitionStore:
+        return PartitionStore(self._state_dir / f"dedup-{partition}")
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        gone = {tp.partition for tp in partitions} if partitions else set(self.stores)
+        for partition in gone:
+            store = self.stores.pop(partition, None)
+            if store is not None:
+                store.close()
+
+    async def handle(self, batch: Batch) -> Outcome:
+        outcome = Outcome()
+        for tp, records in batch.items():
+            store = self.stores[tp.partition]
+            for record in records:
+                outcome.records.extend(self.one(store, record))
+        return outcome
+
+    def one(self, store: PartitionStore, record: Record) -> list[Out]:
+        """The outputs of one inbound record (none for a duplicate)."""
+        try:
+            envelope = self._check(record)
+        except Quarantined as bad:
+            self._metrics[f"dedup.quarantined.{bad.reason}"] += 1
+            return [self._quarantine(record, bad)]
+        key = record.key or b""
+        entry = store.first_sighting(key, record.timestamp, record.offset, self._window_ms)
+        if entry is None:
+            self._metrics["dedup.duplicate"] += 1
+            return []
+        self._metrics["dedup.new"] += 1
+        return [
+            Out(self._topics.ready(envelope.provider), key, record.value, record.headers),
+            Out(self._topics.dedup_changelog, key, entry.encode(), partition=record.partition),
+        ]
+
+    def _check(self, record: Record) -> WebhookEnvelope:
+        value = record.value or b""
+        try:
+            self._signer.verify(value, record.headers)
+        except EnvelopeSignatureError as exc:
+            raise Quarantined("bad_signature", exc.reason) from exc
+        try:
+            envelope = WebhookEnvelope.model_validate_json(value)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            reason = "undecodable" if first["type"] == "json_invalid" else "invalid_envelope"
+            raise Quarantined(reason, str(exc).splitlines()[0] + ": " + first["msg"]) from exc
+        if record.key != envelope.key.encode():
+            raise Quarantined("key_mismatch", f"record key {record.key!r} is not {envelope.key!r}")
+        if envelope.provider not in self._providers:
+            raise Quarantined("unknown_provider", f"provider {envelope.provider!r} is not configured")
+        return envelope
+
+    def _quarantine(self, record: Record, bad: Quarantined) -> Out:
+        quarantined = QuarantineRecord(
+            reason=bad.reason,  # type: ignore[arg-type]  # one of the Literal reasons raised above
+            detail=bad.detail,
+            quarantined_at=datetime.now(UTC),
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers={name: raw.decode("utf-8", "replace") for name, raw in record.headers},
+        )
+        return Out(self._topics.quarantine, record.key, quarantined.model_dump_json().encode())
+
+    def maintain(self) -> list[Out]:
+        """Tombstones for keys first seen before the window; at most every ``expiry_interval``."""
+        now = self._clock()
+        if now < self._next_expiry:
+            return []
+        self._next_expiry = now + self._expiry_interval
+        cutoff = int(now * 1000) - self._window_ms
+        tombstones = []
+        for partition, store in self.stores.items():
+            for key in store.expire(cutoff, EXPIRY_BATCH):
+                tombstones.append(Out(self._topics.dedup_changelog, key, None, partition=partition))
+        self._metrics["dedup.expired"] += len(tombstones)
+        return tombstones
+
+    def on_committed(self, sent: list[tuple[Out, RecordMetadata]]) -> None:
+        changelog = self._topics.dedup_changelog
+        for out, meta in sent:
+            if out.topic == changelog and meta.partition in self.stores:
+                self.stores[meta.partition].set_checkpoint(meta.offset)
+
+    def on_aborted(self) -> None:
+        """Nothing to undo: entries remember their offset, so re-reading it counts as first (module doc)."""

@@ -1,0 +1,135 @@
+"""The dedup table: one RocksDB (rocksdict) per inbound partition, backed by a compacted changelog.
+
+Layout of one partition's database (raw bytes mode)::
+
+    b"k" + key                       -> b"{first_seen_ms}:{inbound_offset}"
+    b"t" + first_seen_ms(8 bytes BE) + key -> b""      time index, so expiry reads only what expired
+    b"m:changelog"                   -> last changelog offset known to be applied here
+
+Writes reach RocksDB before the transaction that carries their changelog record commits. After a crash
+the database may hold keys whose outputs were aborted; because each entry remembers the inbound offset
+that created it, re-reading that same offset is recognised as the first sighting again, not a duplicate.
+On assignment the database catches up from the changelog (read_committed) starting after its checkpoint,
+so a partition that moved to another worker and back sees everything committed meanwhile.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rocksdict import Options, Rdict, WriteBatch
+
+_CHECKPOINT = b"m:changelog"
+_TS = struct.Struct(">Q")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    first_seen_ms: int
+    offset: int
+
+    def encode(self) -> bytes:
+        return b"%d:%d" % (self.first_seen_ms, self.offset)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Entry:
+        ts, offset = raw.split(b":", 1)
+        return cls(int(ts), int(offset))
+
+
+class PartitionStore:
+    """Dedup state of one inbound partition."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = Rdict(str(path), options=Options(raw_mode=True))
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def checkpoint(self) -> int | None:
+        raw = self._db.get(_CHECKPOINT)
+        return None if raw is None else int(raw)
+
+    def set_checkpoint(self, offset: int) -> None:
+        current = self.checkpoint
+        if current is None or offset > current:
+            self._db.put(_CHECKPOINT, b"%d" % offset)
+
+    def get(self, key: bytes) -> Entry | None:
+        raw = self._db.get(b"k" + key)
+        return None if raw is None else Entry.decode(raw)
+
+    def first_sighting(self, key: bytes, timestamp_ms: int, offset: int, window_ms: int) -> Entry | None:
+        """The entry to record if this is the first sighting within the window, else ``None``."""
+        entry = self.get(key)
+        if entry is not None and entry.offset != offset and timestamp_ms - entry.first_seen_ms < window_ms:
+            return None
+        new = Entry(timestamp_ms, offset)
+        self.apply(key, new.encode())
+        return new
+
+    def apply(self, key: bytes, value: bytes | None) -> None:
+        """Put or (``None``) delete one key, keeping the time index in step."""
+        batch = WriteBatch(raw_mode=True)
+        if value is None:
+            batch.delete(b"k" + key)
+        else:
+            batch.put(b"k" + key, value)
+            batch.put(b"t" + _TS.pack(Entry.decode(value).first_seen_ms) + key, b"")
+        self._db.write(batch)
+
+    def expire(self, cutoff_ms: int, limit: int) -> list[bytes]:
+        """Delete up to ``limit`` keys first seen before ``cutoff_ms``; return them for tombstoning."""
+        expired: list[bytes] = []
+        batch = WriteBatch(raw_mode=True)
+        stale_index = 0
+        for index_key in self._db.keys(from_key=b"t"):
+            if not index_key.startswith(b"t") or len(expired) >= limit:
+                break
+            ts = _TS.unpack_from(index_key, 1)[0]
+            if ts >= cutoff_ms:
+                break
+            key = index_key[1 + _TS.size :]
+            batch.delete(index_key)
+            entry = self.get(key)
+            if entry is not None and entry.first_seen_ms == ts:
+                batch.delete(b"k" + key)
+                expired.append(key)
+            else:
+                stale_index += 1  # a newer sighting or a restored delete superseded this index entry
+        if expired or stale_index:
+            self._db.write(batch)
+        return expired
+
+    def count(self) -> int:
+        return sum(1 for key in self._db.keys(from_key=b"k") if key.startswith(b"k"))
+
+    async def restore(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        """Apply the changelog partition ``tp`` after the checkpoint up to its stable end; return records."""
+        consumer.assign([tp])
+        checkpoint = self.checkpoint
+        if checkpoint is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, checkpoint + 1)
+        end = (await consumer.end_offsets([tp]))[tp]
+        applied = 0
+        while await consumer.position(tp) < end:
+            batches = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+            for record in batches.get(tp, []):
+                if record.key is not None:
+                    self.apply(record.key, record.value)
+                    applied += 1
+                self.set_checkpoint(record.offset)
+        return applied
+
+
+def wipe(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,197 @@
+"""The dispatch stage: ``webhooks.ready.{provider}`` → destinations, a retry tier or the DLQ.
+
+One handler (and one transactional loop) per provider. A record carrying the ``bw-destination`` header
+came back from a retry tier and goes to that destination only; otherwise the routes decide. Kafka
+destinations produce the normalized :class:`~schemas.events.EventRecord` inside the batch's transaction
+(exactly once); HTTP destinations are called before the transaction commits (at least once, with
+``Idempotency-Key``), concurrently up to each destination's limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from aiokafka import TopicPartition
+from aiokafka.structs import RecordMetadata
+from aiolimiter import AsyncLimiter
+from pydantic import ValidationError
+
+from schemas.deadletter import DeadLetter, dead_letter_id
+from schemas.envelope import DeliveryError, WebhookEnvelope
+from schemas.events import MalformedPayload, event_record
+from schemas.retry import RetryRecord
+from services.config import Destination, HttpDestination, KafkaDestination, PipelineSettings
+from services.errors import BreakwaterError
+from streams.destinations import Deliverer, PermanentDelivery
+from streams.eos import Batch, Out, Outcome, Record
+from streams.metrics import Metrics
+from streams.policy import RetryPolicy, failures_at
+from streams.routing import Router
+from streams.shaping import Lane, bucket
+from streams.topics import PipelineTopics
+
+DESTINATION_HEADER = "bw-destination"
+log = logging.getLogger(__name__)
+
+
+class DispatchHandler:
+    """Handler for the transactional loop over one provider's ready topic."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        pipeline: PipelineSettings,
+        topics: PipelineTopics,
+        deliverer: Deliverer,
+        policy: RetryPolicy,
+        metrics: Metrics,
+    ) -> None:
+        self.provider = provider
+        self._destinations: dict[str, Destination] = dict(pipeline.destinations)
+        self._router = Router(pipeline.routes)
+        self._topics = topics
+        self._deliverer = deliverer
+        self._policy = policy
+        self._metrics = metrics
+        self._provider_bucket: AsyncLimiter | None = bucket(pipeline.provider_rates.get(provider))
+        self._lanes = {
+            name: Lane(d.rate, d.concurrency if isinstance(d, HttpDestination) else 1_000_000)
+            for name, d in self._destinations.items()
+        }
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        return None
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        return None
+
+    def maintain(self) -> list[Out]:
+        return []
+
+    def on_committed(self, sent: list[tuple[Out, RecordMetadata]]) -> None:
+        return None
+
+    def on_aborted(self) -> None:
+        return None
+
+    async def handle(self, batch: Batch) -> Outcome:
+        outcome = Outcome()
+        slow = []
+        for records in batch.values():
+            for record in records:
+                if (targets := self._targets(record, outcome)) is None:
+                    continue
+                envelope, names = targets
+                if self._fast(names):
+                    for name in names:
+                        outcome.records.append(self._to_kafka(envelope, name))
+                else:
+                    slow.append(self._dispatch(envelope, names))
+        for outs in await asyncio.gather(*slow):
+            outcome.records.extend(outs)
+        return outcome
+
+    def _targets(self, record: Record, outcome: Outcome) -> tuple[WebhookEnvelope, tuple[str, ...]] | None:
+        try:
+            envelope = WebhookEnvelope.model_validate_json(record.value or b"")
+        except ValidationError as exc:  # only a trusted stage writes here; keep it visible, not fatal
+            self._metrics["dispatch.invalid"] += 1
+            log.error(
+                "unreadable record on %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
+            )
+            return None
+        only = next((raw.decode() for name, raw in record.headers if name == DESTINATION_HEADER), None)
+        names = (only,) if only is not None else self._router.route(envelope.provider, envelope.event_type)
+        if not names:
+            self._metrics["dispatch.unrouted"] += 1
+        unknown = [name for name in names if name not in self._destinations]
+        for name in unknown:  # a retry for a destination removed from the configuration
+            error = PermanentDelivery("unknown_destination", f"destination {name!r} is not configured")
+            outcome.records.append(self._failed(envelope, name, error))
+        return envelope, tuple(name for name in names if name in self._destinations)
+
+    def _fast(self, names: tuple[str, ...]) -> bool:
+        return self._provider_bucket is None and all(
+            isinstance(self._destinations[name], KafkaDestination) and self._lanes[name].unpaced
+            for name in names
+        )
+
+    async def _dispatch(self, envelope: WebhookEnvelope, names: tuple[str, ...]) -> list[Out]:
+        outs = []
+        for name in names:
+            destination = self._destinations[name]
+            lane = self._lanes[name]
+            if isinstance(destination, KafkaDestination):
+                async with lane.slot(self._provider_bucket):
+                    outs.append(self._to_kafka(envelope, name))
+                continue
+            if (wait := lane.blocked_for()) > destination.max_inline_wait_seconds:
+                outs.append(self._park(envelope, name, wait))
+                continue
+            try:
+                async with lane.slot(self._provider_bucket):
+                    await self._deliverer.deliver(envelope, destination)
+            except BreakwaterError as exc:
+                retry_after = getattr(exc, "retry_after", None)
+                if retry_after is not None:
+                    lane.cool_down(retry_after)
+                outs.append(self._failed(envelope, name, exc))
+            else:
+                self._metrics[f"dispatch.delivered.{name}"] += 1
+        return outs
+
+    def _to_kafka(self, envelope: WebhookEnvelope, name: str) -> Out:
+        destination = self._destinations[name]
+        assert isinstance(destination, KafkaDestination)
+        try:
+            record = event_record(envelope)
+        except MalformedPayload as exc:
+            return self._failed(envelope, name, PermanentDelivery("malformed_payload", str(exc)))
+        self._metrics[f"dispatch.delivered.{name}"] += 1
+        topic = self._topics.name(destination.topic)
+        return Out(topic, envelope.key.encode(), record.model_dump_json().encode())
+
+    def _park(self, envelope: WebhookEnvelope, name: str, wait: float) -> Out:
+        """The destination is cooling down for longer than we wait in line: wait in a tier, no attempt."""
+        self._metrics[f"dispatch.parked.{name}"] += 1
+        tier, not_before = self._policy.schedule(1, datetime.now(UTC), retry_after=wait)
+        retry = RetryRecord(tier=tier, not_before=not_before, destination=name, envelope=envelope)
+        return Out(self._topics.retry(tier), envelope.key.encode(), retry.model_dump_json().encode())
+
+    def _failed(self, envelope: WebhookEnvelope, name: str, exc: BreakwaterError) -> Out:
+        now = datetime.now(UTC)
+        error = DeliveryError(
+            at=now,
+            stage="dispatch",
+            destination=name,
+            error_class=getattr(exc, "error_class", type(exc).__name__),
+            message=str(exc)[:500],
+            retryable=exc.retryable,
+            attempt=envelope.attempt + 1,
+        )
+        failed = envelope.model_copy(
+            update={"attempt": envelope.attempt + 1, "errors": [*envelope.errors, error]}
+        )
+        destination = self._destinations.get(name)
+        limit = destination.max_attempts if isinstance(destination, HttpDestination) else None
+        key = envelope.key.encode()
+        if exc.retryable and not self._policy.exhausted(failed, name, limit):
+            self._metrics[f"dispatch.retried.{name}"] += 1
+            retry_after = getattr(exc, "retry_after", None)
+            tier, not_before = self._policy.schedule(failures_at(failed, name), now, retry_after)
+            retry = RetryRecord(tier=tier, not_before=not_before, destination=name, envelope=failed)
+            return Out(self._topics.retry(tier), key, retry.model_dump_json().encode())
+        self._metrics[f"dispatch.dead.{name}"] += 1
+        dead = DeadLetter(
+            id=dead_letter_id(envelope.id, name, failed.attempt),
+            dead_at=now,
+            destination=name,
+            reason="attempts_exhausted" if exc.retryable else "permanent",
+            final_error=error,
+            history=failed.errors,
+            envelope=failed,
+        )
+        return Out(self._topics.dlq, key, dead.model_dump_json().encode())

@@ -1,0 +1,50 @@
+"""Retry policy: which tier, how long (jittered, honouring Retry-After), and when to give up."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from schemas.envelope import WebhookEnvelope
+from services.config import RetryTier
+
+RATE_LIMITED = "http_429"
+
+
+def failures_at(envelope: WebhookEnvelope, destination: str, *, count_rate_limits: bool = False) -> int:
+    """Failed attempts at ``destination`` so far; 429s are pacing, not failures, unless asked."""
+    return sum(
+        1
+        for error in envelope.errors
+        if error.destination == destination and (count_rate_limits or error.error_class != RATE_LIMITED)
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    tiers: tuple[RetryTier, ...]
+    jitter: float
+    max_attempts: int
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def exhausted(self, envelope: WebhookEnvelope, destination: str, max_attempts: int | None = None) -> bool:
+        """True once the destination failed ``max_attempts`` times (429s count only past 4x that)."""
+        limit = max_attempts or self.max_attempts
+        return (
+            failures_at(envelope, destination) >= limit
+            or failures_at(envelope, destination, count_rate_limits=True) >= 4 * limit
+        )
+
+    def schedule(
+        self, failures: int, now: datetime, retry_after: float | None = None
+    ) -> tuple[str, datetime]:
+        """Tier and ``not_before`` for the next attempt after ``failures`` failures (at least one tier)."""
+        index = min(max(failures, 1) - 1, len(self.tiers) - 1)
+        if retry_after is not None:
+            fitting = [i for i, tier in enumerate(self.tiers) if tier.delay_seconds >= retry_after]
+            index = max(index, fitting[0] if fitting else len(self.tiers) - 1)
+        tier = self.tiers[index]
+        delay = tier.delay_seconds * self.rng.uniform(1 - self.jitter, 1 + self.jitter)
+        delay = max(delay, retry_after or 0.0)
+        return tier.name, now + timedelta(seconds=delay)

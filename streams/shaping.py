@@ -1,0 +1,52 @@
+"""Pacing: token buckets per provider and per destination, a concurrency cap and 429 cool-downs.
+
+Shaping waits, it never drops. Each provider is dispatched by its own loop, so a provider waiting
+for its bucket (or a slow destination) holds only its own ready topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiolimiter import AsyncLimiter
+
+from services.config import RateLimit
+
+
+def bucket(limit: RateLimit | None) -> AsyncLimiter | None:
+    """``burst`` tokens at once, refilled at ``rate`` a second."""
+    return None if limit is None else AsyncLimiter(limit.burst, limit.burst / limit.rate)
+
+
+class Lane:
+    """One destination as seen from one provider's loop: bucket, concurrency and cool-down."""
+
+    def __init__(self, rate: RateLimit | None, concurrency: int) -> None:
+        self._bucket = bucket(rate)
+        self._slots = asyncio.Semaphore(concurrency)
+        self._blocked_until = 0.0
+
+    @property
+    def unpaced(self) -> bool:
+        return self._bucket is None
+
+    def cool_down(self, seconds: float) -> None:
+        """The destination asked us to wait (429 Retry-After): nothing goes out before then."""
+        until = asyncio.get_running_loop().time() + seconds
+        self._blocked_until = max(self._blocked_until, until)
+
+    def blocked_for(self) -> float:
+        return max(0.0, self._blocked_until - asyncio.get_running_loop().time())
+
+    @asynccontextmanager
+    async def slot(self, provider_bucket: AsyncLimiter | None) -> AsyncIterator[None]:
+        async with self._slots:
+            while (wait := self.blocked_for()) > 0:  # noqa: ASYNC110  # a new 429 may extend the wait
+                await asyncio.sleep(wait)
+            if provider_bucket is not None:
+                await provider_bucket.acquire()
+            if self._bucket is not None:
+                await self._bucket.acquire()
+            yield

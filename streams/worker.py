@@ -1,0 +1,159 @@
+"""The stream worker: dedup, one dispatch loop per provider and one retry loop per tier.
+
+Run it with ``breakwater worker`` or ``python -m streams.worker --config deploy/local/breakwater.toml``
+(``BREAKWATER_CONFIG`` and ``BREAKWATER_PIPELINE__WORKER_ID`` work too). Several workers with the same
+``pipeline.app_id`` share the partitions; give each a distinct ``pipeline.worker_id``.
+The worker is crash-only: an error in any loop stops the process with a non-zero status, and a
+restart resumes from the last committed transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from pathlib import Path
+
+import httpx
+
+from schemas.signing import EnvelopeSigner
+from services.config import BreakwaterSettings, HttpDestination, load_settings
+from services.kafka.admin import ensure_topics
+from streams.dedup import DedupHandler
+from streams.destinations import HttpxDeliverer
+from streams.dispatch import DispatchHandler
+from streams.eos import Handler, LoopConfig, TransactionalLoop
+from streams.metrics import Metrics
+from streams.policy import RetryPolicy
+from streams.retry import RetryHandler
+from streams.topics import PipelineTopics, catalogue
+
+log = logging.getLogger("breakwater.worker")
+METRICS_INTERVAL = 10.0
+
+
+def signer_for(settings: BreakwaterSettings) -> EnvelopeSigner:
+    keys = {key_id: secret.get_secret_value().encode() for key_id, secret in settings.signing.keys.items()}
+    return EnvelopeSigner(keys=keys, active_key_id=settings.signing.active_key_id)
+
+
+def state_dir(settings: BreakwaterSettings) -> Path:
+    pipeline = settings.pipeline
+    return pipeline.state_dir / f"{pipeline.app_id}-{pipeline.worker_id}"
+
+
+def build_loops(
+    settings: BreakwaterSettings, client: httpx.AsyncClient, metrics: Metrics
+) -> list[TransactionalLoop]:
+    """Every loop of one worker, wired from ``settings``."""
+    pipeline = settings.pipeline
+    topics = PipelineTopics.of(settings)
+    bootstrap = settings.kafka.servers
+    app = pipeline.app_id
+
+    def loop(role: str, topic: str, handler: Handler) -> TransactionalLoop:
+        config = LoopConfig(
+            name=role,
+            bootstrap=bootstrap,
+            group_id=f"{app}-{role}",
+            transactional_id=f"{app}-{role}-{pipeline.worker_id}",
+            topics=(topic,),
+            max_records=pipeline.batch_max_records,
+            transaction_timeout_ms=pipeline.transaction_timeout_ms,
+            client_id=f"{settings.kafka.client_id}-{pipeline.worker_id}",
+        )
+        return TransactionalLoop(config, handler)
+
+    dedup = DedupHandler(
+        bootstrap=bootstrap,
+        topics=topics,
+        signer=signer_for(settings),
+        providers=frozenset(settings.providers),
+        window_seconds=pipeline.dedup_window_seconds,
+        expiry_interval_seconds=pipeline.expiry_interval_seconds,
+        state_dir=state_dir(settings),
+        metrics=metrics,
+    )
+    loops = [loop("dedup", topics.inbound, dedup)]
+    policy = RetryPolicy(
+        tuple(pipeline.retry_tiers), pipeline.retry_jitter, pipeline.max_attempts, random.Random()
+    )
+    deliverer = HttpxDeliverer(client)
+    for provider in settings.provider_names:
+        handler = DispatchHandler(
+            provider=provider,
+            pipeline=pipeline,
+            topics=topics,
+            deliverer=deliverer,
+            policy=policy,
+            metrics=metrics,
+        )
+        loops.append(loop(f"dispatch-{provider}", topics.ready(provider), handler))
+    for tier in pipeline.retry_tiers:
+        loops.append(
+            loop(
+                f"retry-{tier.name}",
+                topics.retry(tier.name),
+                RetryHandler(tier=tier.name, topics=topics, metrics=metrics),
+            )
+        )
+    return loops
+
+
+def http_client(settings: BreakwaterSettings) -> httpx.AsyncClient:
+    http = [d for d in settings.pipeline.destinations.values() if isinstance(d, HttpDestination)]
+    connections = sum(d.concurrency for d in http) or 1
+    return httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    )
+
+
+async def serve(settings: BreakwaterSettings, stop: asyncio.Event, metrics: Metrics | None = None) -> Metrics:
+    """Run every loop until ``stop`` is set; the first loop to fail stops the others and re-raises."""
+    await ensure_topics(settings.kafka.servers, catalogue(settings))
+    metrics = Metrics() if metrics is None else metrics
+    async with http_client(settings) as client:
+        loops = build_loops(settings, client, metrics)
+        async with asyncio.TaskGroup() as group:
+            for each in loops:
+                group.create_task(each.run(stop), name=each.config.name)
+            group.create_task(_report(metrics, stop))
+    log.info("worker stopped: %s", metrics.line())
+    return metrics
+
+
+async def _report(metrics: Metrics, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), METRICS_INTERVAL)
+        log.info("metrics %s", metrics.line())
+
+
+def run_worker(settings: BreakwaterSettings) -> None:
+    """Block until SIGINT/SIGTERM, then finish the batch in flight and leave the group."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(main())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m streams.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="TOML config file (default: $BREAKWATER_CONFIG)")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    run_worker(settings)
+
+
+if __name__ == "__main__":
+    main()

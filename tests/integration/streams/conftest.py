@@ -1,0 +1,18 @@
+"""Each stream test gets its own pipeline (topic prefix, app id, state dir) on the run's broker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.pipeline import pipeline_config
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def config(kafka_bootstrap: str, unique: Callable[[str], str], tmp_path: Path) -> dict[str, Any]:
+    return pipeline_config(kafka_bootstrap, unique("bw"), tmp_path / "state")
