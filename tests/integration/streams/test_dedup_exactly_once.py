@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from schemas.events import EventRecord
-from tests.support.pipeline import CommittedReader, create_topics, envelope, produce, running_worker, settings_of
+from tests.support.pipeline import (
+    CommittedReader,
+    create_topics,
+    envelope,
+    produce,
+    running_worker,
+    settings_of,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -45,7 +52,9 @@ async def test_ten_thousand_with_duplicates_leave_exactly_the_unique_set(config:
     keys = events.keys()
     assert len(keys) == 7000
     assert set(keys) == unique_keys
-    assert {EventRecord.model_validate_json(r.value or b"").key.encode() for r in events.records} == unique_keys
+    assert {
+        EventRecord.model_validate_json(r.value or b"").key.encode() for r in events.records
+    } == unique_keys
     async with CommittedReader(settings.kafka.servers, topics.quarantine) as quarantine:
         await quarantine.settle(0.5)
     assert quarantine.records == []
