@@ -1,12 +1,13 @@
 """What Breakwater has seen of one service, and the state that follows from it.
 
-Calls and health probes both count as observations (a probe is a call that asks "are you there?").
-The state is the worst of three views:
+Calls and health probes both count for availability and latency (a probe is a call that asks "are you
+there?"). The state is the worst of three views:
 
 - health probes: ``failures_to_down`` failed probes in a row mean DOWN, ``successes_to_up`` good ones
   bring it back; a probe slower than ``degraded_latency_ms`` means DEGRADED;
-- recent observations (the last ``window`` of them, once there are ``min_samples``): a failure rate
-  at ``down_failure_rate`` means DOWN, at ``degraded_failure_rate`` DEGRADED;
+- recent calls (the last ``window`` of them, once there are ``min_samples``): a failure rate at
+  ``down_failure_rate`` means DOWN, at ``degraded_failure_rate`` DEGRADED. Probes are left out here:
+  they have their own thresholds, and counting them twice would keep a recovered service down;
 - the API's circuit breaker: open means DOWN.
 """
 
@@ -42,6 +43,26 @@ def percentile(samples: Sequence[float], q: float) -> float | None:
     ordered = sorted(samples)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+class _Outcomes:
+    """The last ``size`` successes and failures, with the failure count kept as they come and go."""
+
+    def __init__(self, size: int) -> None:
+        self.items: deque[bool] = deque(maxlen=size)
+        self.failures = 0
+
+    def add(self, ok: bool) -> None:
+        if len(self.items) == self.items.maxlen and not self.items[0]:
+            self.failures -= 1
+        self.items.append(ok)
+        self.failures += not ok
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def failure_rate(self) -> float:
+        return self.failures / len(self.items) if self.items else 0.0
 
 
 @dataclass(frozen=True)
@@ -86,8 +107,8 @@ class ServiceMonitor:
         self.name = name
         self.settings = settings
         self.min_samples = min_samples
-        self._outcomes: deque[bool] = deque(maxlen=window)
-        self._failures = 0  # failures inside _outcomes, kept incrementally (state is read on every call)
+        self._outcomes = _Outcomes(window)  # calls and probes: availability
+        self._calls = _Outcomes(window)  # calls only: state
         self._latencies: deque[float] = deque(maxlen=window)
         self.calls = 0
         self.fallbacks = 0
@@ -99,6 +120,7 @@ class ServiceMonitor:
 
     def record_call(self, ok: bool, latency: float) -> None:
         self.calls += 1
+        self._calls.add(ok)
         self._observe(ok, latency)
 
     def record_fallback(self) -> None:
@@ -130,23 +152,19 @@ class ServiceMonitor:
         return self._health is ServiceState.DOWN
 
     def _observe(self, ok: bool, latency: float) -> None:
-        outcomes = self._outcomes
-        if len(outcomes) == outcomes.maxlen and not outcomes[0]:
-            self._failures -= 1
-        outcomes.append(ok)
-        self._failures += not ok
+        self._outcomes.add(ok)
         self._latencies.append(latency)
 
     def success_rate(self) -> float | None:
-        if not self._outcomes:
+        if not len(self._outcomes):
             return None
-        return 1 - self._failures / len(self._outcomes)
+        return 1 - self._outcomes.failure_rate()
 
     def state(self) -> ServiceState:
         s = self.settings
         by_calls = ServiceState.UNKNOWN
-        if len(self._outcomes) >= self.min_samples:
-            failure_rate = self._failures / len(self._outcomes)
+        if len(self._calls) >= self.min_samples:
+            failure_rate = self._calls.failure_rate()
             if failure_rate >= s.down_failure_rate:
                 by_calls = ServiceState.DOWN
             elif failure_rate >= s.degraded_failure_rate:

@@ -182,6 +182,7 @@ class ScriptedServer(ScriptedApp):
 def _listening_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     sock.setblocking(False)
@@ -190,7 +191,14 @@ def _listening_socket() -> socket.socket:
 
 def _uvicorn(app: ScriptedApp, http: str = "h11") -> uvicorn.Server:
     config = uvicorn.Config(
-        app, lifespan="off", log_config=None, log_level="warning", access_log=False, ws="none", http=http
+        app,
+        lifespan="off",
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        ws="none",
+        http=http,
+        timeout_graceful_shutdown=0.1,  # a test ends with a slow request in flight: do not wait for it
     )
     return uvicorn.Server(config)
 
