@@ -234,6 +234,8 @@ class PipelineSettings(_Section):
     batch_max_records: int = Field(default=2000, ge=1)
     transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     """A killed worker's open transaction blocks read_committed readers this long unless its slot restarts."""
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    """How soon the group notices a dead worker and hands its partitions to the others."""
 
     @field_validator("retry_tiers")
     @classmethod

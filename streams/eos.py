@@ -96,6 +96,7 @@ class LoopConfig:
     topics: tuple[str, ...]
     max_records: int = 2000
     transaction_timeout_ms: int = 60_000
+    session_timeout_ms: int = 10_000
     client_id: str = "breakwater-worker"
     fetch_timeout_ms: int = 200
 
@@ -134,6 +135,8 @@ class TransactionalLoop:
             auto_offset_reset="earliest",
             max_poll_records=config.max_records,
             fetch_max_wait_ms=100,
+            session_timeout_ms=config.session_timeout_ms,
+            heartbeat_interval_ms=max(100, config.session_timeout_ms // 4),
         )
         self._producer = AIOKafkaProducer(
             bootstrap_servers=config.bootstrap,

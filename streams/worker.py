@@ -63,6 +63,7 @@ def build_loops(
             topics=(topic,),
             max_records=pipeline.batch_max_records,
             transaction_timeout_ms=pipeline.transaction_timeout_ms,
+            session_timeout_ms=pipeline.session_timeout_ms,
             client_id=f"{settings.kafka.client_id}-{pipeline.worker_id}",
         )
         return TransactionalLoop(config, handler)

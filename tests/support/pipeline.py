@@ -45,6 +45,7 @@ def pipeline_config(bootstrap: str, name: str, state: Path, **pipeline: Any) -> 
         "retry_tiers": FAST_TIERS,
         "retry_jitter": 0.1,
         "transaction_timeout_ms": 10_000,
+        "session_timeout_ms": 6_000,
     }
     section.update(pipeline)
     return {
