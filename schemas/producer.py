@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from aiokafka.structs import RecordMetadata
 
 from schemas.envelope import WebhookEnvelope
@@ -50,29 +51,61 @@ class EnvelopeProducer:
     ) -> None:
         self.topic = topic
         self.signer = signer
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=linger_ms,
-            request_timeout_ms=request_timeout_ms,
-            compression_type=None,
-        )
-        self._started = False
+        self._options = {
+            "bootstrap_servers": bootstrap,
+            "client_id": client_id,
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": linger_ms,
+            "request_timeout_ms": request_timeout_ms,
+        }
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        await self._producer.start()
-        self._started = True
-
-    async def stop(self) -> None:
-        if self._started:
-            self._started = False
-            await self._producer.stop()
+        """Connect; raises (and leaves nothing open) when no broker answers."""
+        producer = AIOKafkaProducer(**self._options)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
 
     @property
     def started(self) -> bool:
-        return self._started
+        return self._producer is not None
+
+    def _connected(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise KafkaConnectionError("the envelope producer is not started")
+        return self._producer
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Flush for up to ``grace`` seconds, then fail what is left and close.
+
+        aiokafka's own ``stop()`` waits for every pending batch, forever if no broker answers; the
+        writes still pending here were already answered "try again" by their deadlines.
+        """
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            async with asyncio.timeout(grace):
+                await producer.flush()
+        except TimeoutError:
+            producer._message_accumulator.fail_all(  # no public way to give up on a batch
+                KafkaTimeoutError("producer stopped while Kafka was unreachable")
+            )
+        await producer.stop()
+
+    async def answers(self, timeout: float) -> bool:
+        """A broker answers a metadata request on the producer's own connections."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._connected().client.fetch_all_metadata()
+        except (TimeoutError, KafkaError, OSError):
+            return False
+        return True
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -91,7 +124,7 @@ class EnvelopeProducer:
         """
         key, value, headers = encode_envelope(envelope, self.signer)
         async with asyncio.timeout(timeout):
-            acked = await self._producer.send(self.topic, value=value, key=key, headers=headers)
+            acked = await self._connected().send(self.topic, value=value, key=key, headers=headers)
             return await asyncio.shield(acked)  # the producer settles its own futures
 
     async def send_many_and_wait(
@@ -102,5 +135,7 @@ class EnvelopeProducer:
             pending = []
             for envelope in envelopes:
                 key, value, headers = encode_envelope(envelope, self.signer)
-                pending.append(await self._producer.send(self.topic, value=value, key=key, headers=headers))
+                pending.append(
+                    await self._connected().send(self.topic, value=value, key=key, headers=headers)
+                )
             return list(await asyncio.shield(asyncio.gather(*pending)))

@@ -1,0 +1,121 @@
+"""``breakwater kafka`` (the embedded local broker) and ``breakwater topics`` (the catalogue)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.config import BreakwaterSettings
+from services.kafka.admin import broker_answers, ensure_topics
+from services.kafka.local import LocalKafka, LocalKafkaError, fetch_jars
+
+kafka_app = typer.Typer(help="The local single-node Kafka (KRaft) for one machine.", no_args_is_help=True)
+topics_app = typer.Typer(help="The topic catalogue: every topic Breakwater owns.", no_args_is_help=True)
+console = Console()
+
+
+def local_broker(settings: BreakwaterSettings, *, quiet: bool = True) -> LocalKafka:
+    local = settings.kafka.local
+    try:
+        libs = fetch_jars(local.version, local.cache_dir, quiet=quiet)
+    except LocalKafkaError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    return LocalKafka(
+        libs=libs,
+        home=local.home,
+        host=local.host,
+        port=local.port,
+        controller_port=local.controller_port,
+        heap=local.heap,
+    )
+
+
+def _external(settings: BreakwaterSettings) -> bool:
+    if settings.kafka.bootstrap:
+        typer.echo(f"BREAKWATER_KAFKA__BOOTSTRAP names {settings.kafka.bootstrap}: nothing is started here")
+        return True
+    return False
+
+
+@kafka_app.command("fetch")
+def kafka_fetch(ctx: typer.Context) -> None:
+    """Download the Kafka jars from Maven Central into the cache (start does this too)."""
+    settings = ctx.obj.settings
+    libs = local_broker(settings, quiet=False).libs
+    typer.echo(f"Kafka {settings.kafka.local.version} jars in {libs}")
+
+
+@kafka_app.command("start")
+def kafka_start(ctx: typer.Context) -> None:
+    """Start the local broker (formatting it on first use); returns once it answers."""
+    settings = ctx.obj.settings
+    if _external(settings):
+        return
+    broker = local_broker(settings)
+    try:
+        broker.start(timeout=settings.kafka.local.start_timeout_seconds)
+    except LocalKafkaError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Kafka {settings.kafka.local.version} answers on {broker.bootstrap} (pid {broker.pid()})")
+
+
+@kafka_app.command("stop")
+def kafka_stop(ctx: typer.Context) -> None:
+    """Stop the local broker cleanly."""
+    settings = ctx.obj.settings
+    if _external(settings):
+        return
+    stopped = local_broker(settings).stop()
+    typer.echo("Kafka stopped" if stopped else "Kafka was not running")
+
+
+@kafka_app.command("status")
+def kafka_status(ctx: typer.Context) -> None:
+    """Say what runs where; exit 1 when no broker answers."""
+    settings = ctx.obj.settings
+    bootstrap = settings.kafka.servers
+    answers = broker_answers(bootstrap)
+    table = Table(show_header=False)
+    if settings.kafka.bootstrap:
+        table.add_row("mode", "external cluster")
+    else:
+        broker = local_broker(settings)
+        pid = broker.pid()
+        table.add_row("mode", f"local Kafka {settings.kafka.local.version}")
+        table.add_row("process", f"pid {pid}" if pid else "not running")
+        table.add_row("data", str(broker.data_dir))
+        table.add_row("log", str(broker.log_file))
+    table.add_row("bootstrap", bootstrap)
+    table.add_row("answers", "yes" if answers else "no")
+    console.print(table)
+    if not answers:
+        raise typer.Exit(1)
+
+
+@topics_app.command("ensure")
+def topics_ensure(ctx: typer.Context) -> None:
+    """Create the catalogue's missing topics and grow partition counts (idempotent)."""
+    settings = ctx.obj.settings
+    specs = settings.topic_catalogue()
+    result = asyncio.run(ensure_topics(settings.kafka.servers, specs))
+    table = Table("topic", "partitions", "replicas", "state")
+    for spec in specs:
+        state = (
+            "created" if spec.name in result.created else "grown" if spec.name in result.grown else "present"
+        )
+        table.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), state)
+    console.print(table)
+
+
+@topics_app.command("list")
+def topics_list(ctx: typer.Context) -> None:
+    """Show the catalogue for the current configuration (no broker needed)."""
+    table = Table("topic", "partitions", "replicas", "purpose")
+    for spec in ctx.obj.settings.topic_catalogue():
+        table.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), spec.purpose)
+    console.print(table)

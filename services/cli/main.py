@@ -1,0 +1,120 @@
+"""``breakwater``: the one command line for running and operating Breakwater.
+
+Every command takes ``--config PATH`` (or ``BREAKWATER_CONFIG``) before its name and has ``--help``.
+Settings load only when a command needs them, so ``--help`` works anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from services.cli.kafka import kafka_app, topics_app
+from services.cli.run import up
+from services.cli.sample import sample
+from services.cli.state import CliState
+from services.config import BreakwaterSettings
+
+app = typer.Typer(
+    name="breakwater",
+    help="Breakwater: a verifying webhook edge in front of an exactly-once Kafka pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(topics_app, name="topics")
+app.command("up")(up)
+app.command("sample")(sample)
+
+schemas_app = typer.Typer(help="The committed JSON Schema files for every record type.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+console = Console(stderr=True)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", envvar="BREAKWATER_CONFIG", help="TOML config file (providers, routes, limits)."
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(config)
+
+
+def fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def configure_logging(settings: BreakwaterSettings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def edge(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default: edge.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: edge.port).")] = None,
+) -> None:
+    """Run the HTTP edge: verify provider signatures, write envelopes to Kafka, answer 202."""
+    import uvicorn
+
+    from services.edge.app import create_app
+
+    settings = ctx.obj.settings
+    configure_logging(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.edge.host,
+        port=port or settings.edge.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@app.command()
+def worker(ctx: typer.Context) -> None:
+    """Run a pipeline worker (dedup, dispatch, retry tiers); several form one consumer group."""
+    from streams.worker import run_worker
+
+    settings = ctx.obj.settings
+    configure_logging(settings)
+    run_worker(settings)
+
+
+@schemas_app.command("export")
+def schemas_export() -> None:
+    """Regenerate schemas/jsonschema/*.json from the models."""
+    from schemas.export import export
+
+    for path in export():
+        typer.echo(path)
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Exit 1 when a committed schema file differs from its model."""
+    from schemas.export import drifted
+
+    stale = drifted()
+    if stale:
+        fail(f"schema files out of date: {', '.join(stale)} (run: breakwater schemas export)")
+    typer.echo("schema files match the models")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,88 @@
+"""``breakwater up``: the whole system on one machine (what ``make run`` runs).
+
+Starts the local broker (unless an external cluster is configured), ensures the topic catalogue, then
+runs the edge and a worker as child processes until Ctrl-C, and stops what it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.cli.kafka import local_broker
+from services.kafka.admin import ensure_topics
+from services.kafka.local import LocalKafkaError
+
+
+def _child(command: str, config: Path | None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    if config is not None:
+        env["BREAKWATER_CONFIG"] = str(config)
+    return subprocess.Popen([sys.executable, "-m", "services.cli.main", command], env=env)
+
+
+def up(
+    ctx: typer.Context,
+    worker: Annotated[bool, typer.Option(help="Also run a pipeline worker.")] = True,
+    keep_kafka: Annotated[bool, typer.Option(help="Leave the local broker running on exit.")] = False,
+) -> None:
+    """Run Kafka, the topics, the edge and a worker on this machine until Ctrl-C."""
+    settings = ctx.obj.settings
+    broker = None
+    if not settings.kafka.bootstrap:
+        broker = local_broker(settings)
+        try:
+            broker.start(timeout=settings.kafka.local.start_timeout_seconds)
+        except LocalKafkaError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"Kafka answers on {broker.bootstrap}")
+    result = asyncio.run(ensure_topics(settings.kafka.servers, settings.topic_catalogue()))
+    typer.echo(f"topics: {len(result.created)} created, {len(result.present) + len(result.grown)} present")
+
+    children = {"edge": _child("edge", ctx.obj.config)}
+    if worker:
+        children["worker"] = _child("worker", ctx.obj.config)
+    typer.echo(
+        f"edge on http://{settings.edge.host}:{settings.edge.port} "
+        f"({', '.join(children)} running; Ctrl-C stops them)"
+    )
+
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    try:
+        while not stopping:
+            for name, process in children.items():
+                if process.poll() is not None:
+                    typer.secho(f"{name} exited with {process.returncode}; stopping", fg="red", err=True)
+                    exit_code = 1
+                    stopping = True
+            time.sleep(0.2)
+    finally:
+        for process in children.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in children.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if broker is not None and not keep_kafka:
+            broker.stop()
+            typer.echo("Kafka stopped")
+    raise typer.Exit(exit_code)

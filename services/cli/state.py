@@ -1,0 +1,24 @@
+"""What every command gets in ``ctx.obj``: the ``--config`` path and settings loaded on first use."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import typer
+
+from services.config import BreakwaterSettings, ConfigError, load_settings
+
+
+class CliState:
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+
+    @cached_property
+    def settings(self) -> BreakwaterSettings:
+        """The validated settings; a bad setting ends the command with the field's name (exit 2)."""
+        try:
+            return load_settings(self.config)
+        except ConfigError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None

@@ -1,0 +1,142 @@
+"""Bad input gets a clear answer, before anything reaches Kafka (no broker in these tests)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from services.cli.sample import signed_sample
+from services.edge.app import create_app
+from tests.support.edge import SECRETS, edge_settings
+
+SECRET_VALUES = list(SECRETS.values())
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    # No lifespan: the producer never connects, so even a perfect webhook cannot be stored.
+    settings = edge_settings(
+        "127.0.0.1:1",
+        edge={"max_body_bytes": 2048},
+        providers={"limited": {"kind": "github", "secrets": ["s"], "admission": {"rate": 0.5, "burst": 2}}},
+    )
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://edge") as c:
+        yield c
+
+
+def assert_clean_error(response: httpx.Response, status: int, code: str) -> dict[str, str]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code
+    assert body["message"]
+    for secret in SECRET_VALUES:  # never echo a secret
+        assert secret not in response.text
+    return body
+
+
+async def test_wrong_signature_is_401(client: httpx.AsyncClient) -> None:
+    body, headers = signed_sample("stripe", "whsec_wrong")
+    assert_clean_error(
+        await client.post("/webhooks/stripe", content=body, headers=headers), 401, "bad_signature"
+    )
+
+
+async def test_missing_signature_is_401(client: httpx.AsyncClient) -> None:
+    body, headers = signed_sample("github", SECRETS["github"])
+    del headers["X-Hub-Signature-256"]
+    assert_clean_error(
+        await client.post("/webhooks/github", content=body, headers=headers), 401, "bad_signature"
+    )
+
+
+async def test_stale_timestamp_is_401(client: httpx.AsyncClient) -> None:
+    from services.edge.verifiers.signers import sample_body, sign_stripe
+
+    body = sample_body("stripe")
+    headers = sign_stripe(body, SECRETS["stripe"], timestamp=1_600_000_000)
+    response = await client.post("/webhooks/stripe", content=body, headers=headers)
+    assert_clean_error(response, 401, "stale_timestamp")
+
+
+async def test_malformed_body_is_400(client: httpx.AsyncClient) -> None:
+    from services.edge.verifiers.signers import sign_github
+
+    body = b"{not json"
+    headers = sign_github(body, SECRETS["github"])
+    assert_clean_error(await client.post("/webhooks/github", content=body, headers=headers), 400, "malformed")
+
+
+async def test_missing_event_id_is_400(client: httpx.AsyncClient) -> None:
+    from services.edge.verifiers.signers import sign_stripe
+
+    body = json.dumps({"type": "charge.succeeded", "object": "event"}).encode()
+    headers = sign_stripe(body, SECRETS["stripe"], timestamp=int(__import__("time").time()))
+    assert_clean_error(await client.post("/webhooks/stripe", content=body, headers=headers), 400, "malformed")
+
+
+async def test_declared_size_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
+    body, headers = signed_sample("stripe", SECRETS["stripe"])
+    big = body + b" " * 4096
+    response = await client.post("/webhooks/stripe", content=big, headers=headers)
+    assert_clean_error(response, 413, "too_large")
+
+
+async def test_streamed_body_over_the_limit_is_413_while_reading(client: httpx.AsyncClient) -> None:
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(100):  # 100 KiB offered, no Content-Length
+            sent += 1
+            yield b"x" * 1024
+
+    response = await client.post(
+        "/webhooks/stripe", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert_clean_error(response, 413, "too_large")
+
+
+async def test_unknown_provider_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/webhooks/nosuch", content=b"{}", headers={"Content-Type": "application/json"}
+    )
+    body = assert_clean_error(response, 404, "unknown_provider")
+    assert "nosuch" in body["message"]
+
+
+async def test_wrong_content_type_is_415(client: httpx.AsyncClient) -> None:
+    body, headers = signed_sample("stripe", SECRETS["stripe"])
+    headers["Content-Type"] = "text/xml"
+    response = await client.post("/webhooks/stripe", content=body, headers=headers)
+    body_json = assert_clean_error(response, 415, "unsupported_media_type")
+    assert "application/json" in body_json["message"]
+
+
+async def test_admission_limit_is_429_with_retry_after(client: httpx.AsyncClient) -> None:
+    statuses = []
+    for _ in range(4):
+        body, headers = signed_sample("github", "s")
+        response = await client.post("/webhooks/limited", content=body, headers=headers)
+        statuses.append(response.status_code)
+    # burst 2 admitted (then 503: no Kafka in this test), the rest refused before any work
+    assert statuses == [503, 503, 429, 429]
+    assert response.headers["Retry-After"] == "2"
+    assert response.json()["error"] == "rate_limited"
+
+
+async def test_valid_webhook_without_kafka_is_503_never_2xx(client: httpx.AsyncClient) -> None:
+    body, headers = signed_sample("shopify", SECRETS["shopify"])
+    response = await client.post("/webhooks/shopify", content=body, headers=headers)
+    assert_clean_error(response, 503, "unavailable")
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+async def test_health_and_readiness_without_kafka(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["kafka"] == "unreachable"

@@ -1,0 +1,116 @@
+"""Configuration fails fast, naming the field; sources override in a known order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.config import ConfigError, load_settings
+
+GOOD = """
+[providers.stripe]
+secrets = ["env:BW_TEST_STRIPE_SECRET", "whsec_old"]
+[providers.shop]
+kind = "shopify"
+secrets = ["file:{secret_file}"]
+admission = {{ rate = 10, burst = 20 }}
+[edge]
+port = 8100
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    secret_file = tmp_path / "shopify.secret"
+    secret_file.write_text("from-a-file\n")
+    monkeypatch.setenv("BW_TEST_STRIPE_SECRET", "whsec_from_env")
+    path = tmp_path / "breakwater.toml"
+    path.write_text(GOOD.format(secret_file=secret_file))
+    return path
+
+
+def test_file_values_and_secret_references_resolve(config_file: Path) -> None:
+    settings = load_settings(config_file)
+    stripe = settings.providers["stripe"]
+    assert [s.get_secret_value() for s in stripe.secrets] == ["whsec_from_env", "whsec_old"]
+    assert settings.providers["shop"].secrets[0].get_secret_value() == "from-a-file"
+    assert settings.provider_kind("shop") == "shopify"
+    assert settings.edge.port == 8100
+
+
+def test_environment_overrides_the_file(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BREAKWATER_EDGE__PORT", "9100")
+    assert load_settings(config_file).edge.port == 9100
+
+
+def test_secrets_never_appear_in_repr(config_file: Path) -> None:
+    settings = load_settings(config_file)
+    assert "whsec_from_env" not in repr(settings)
+    assert "from-a-file" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("env", "field"),
+    [
+        ({"BREAKWATER_EDGE__PORT": "70000"}, "edge.port"),
+        ({"BREAKWATER_EDGE__MAX_BODY_BYTES": "-1"}, "edge.max_body_bytes"),
+        ({"BREAKWATER_LOG_LEVEL": "LOUD"}, "log_level"),
+        ({"BREAKWATER_KAFKA__LOCAL__PORT": "x"}, "kafka.local.port"),
+    ],
+)
+def test_bad_environment_value_names_the_field(
+    env: dict[str, str], field: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=rf"(?m)^  {field}: "):
+        load_settings(None)
+
+
+def test_missing_env_secret_names_the_field_not_the_value(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[providers.stripe]\nsecrets = ["env:BW_TEST_UNSET_SECRET"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "providers.stripe.secrets.0" in str(info.value)
+    assert "BW_TEST_UNSET_SECRET is not set" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[providers.acme]\nsecrets = ["x"]\n', "needs kind"),
+        ("[providers.stripe]\nsecrets = []\n", "has no secrets"),
+        ('[providers.pp]\nkind = "paypal"\n', "needs webhook_id"),
+        ('[providers."Bad Name"]\nkind = "github"\nsecrets = ["x"]\n', "must match"),
+        ('[signing]\nactive_key_id = "k9"\nkeys = { k1 = "x" }\n', "signing"),
+        ("[edge]\nportt = 1\n", "edge.portt"),
+        (
+            '[[pipeline.retry_tiers]]\nname = "b"\ndelay_seconds = 5\n[[pipeline.retry_tiers]]\nname = "a"\n'
+            "delay_seconds = 1\n",
+            "ascending",
+        ),
+    ],
+)
+def test_bad_file_values_fail_with_a_clear_message(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path)
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_prod_refuses_the_dev_signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BREAKWATER_ENVIRONMENT", "prod")
+    with pytest.raises(ConfigError, match="dev"):
+        load_settings(None)
+
+
+def test_the_local_config_shipped_with_make_run_is_valid() -> None:
+    settings = load_settings(Path(__file__).parents[2] / "deploy" / "local" / "breakwater.toml")
+    assert set(settings.providers) >= {"stripe", "github", "shopify", "standard"}
