@@ -1,0 +1,293 @@
+"""Dispatch, retry policy and retry tiers without a broker: what goes where after each kind of answer."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from schemas.deadletter import DeadLetter
+from schemas.envelope import WebhookEnvelope
+from schemas.events import EventRecord
+from schemas.retry import RetryRecord
+from services.config import ConfigError, HttpDestination, RetryTier, load_settings
+from streams.destinations import HttpxDeliverer, PermanentDelivery, RetryableDelivery, parse_retry_after
+from streams.dispatch import DESTINATION_HEADER, DispatchHandler
+from streams.metrics import Metrics
+from streams.policy import RetryPolicy
+from streams.retry import RetryHandler
+from streams.routing import Router
+from tests.support.pipeline import envelope
+from tests.unit.streams.records import TOPICS, record
+
+TIERS = (RetryTier(name="a", delay_seconds=10), RetryTier(name="b", delay_seconds=60))
+READY = TOPICS.ready("stripe")
+READY_TP = TopicPartition(READY, 0)
+
+
+class FakeDeliverer:
+    def __init__(self, *errors: Exception | None) -> None:
+        self.errors = list(errors)
+        self.calls: list[str] = []
+
+    async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination) -> None:
+        self.calls.append(envelope.key)
+        error = self.errors.pop(0) if self.errors else None
+        if error is not None:
+            raise error
+
+
+def handler(deliverer: FakeDeliverer, max_attempts: int = 3) -> tuple[DispatchHandler, Metrics]:
+    settings = load_settings(
+        pipeline={
+            "destinations": {"events": {"kind": "kafka"}, "hook": {"kind": "http", "url": "http://h/x"}},
+            "routes": [
+                {"provider": "stripe", "event_types": ["charge.*"], "destinations": ["events", "hook"]},
+                {"provider": "stripe", "event_types": ["payout.*"], "destinations": ["events"]},
+            ],
+            "max_attempts": max_attempts,
+        }
+    )
+    metrics = Metrics()
+    policy = RetryPolicy(TIERS, 0.0, max_attempts, random.Random(1))
+    return (
+        DispatchHandler(
+            provider="stripe",
+            pipeline=settings.pipeline,
+            topics=TOPICS,
+            deliverer=deliverer,
+            policy=policy,
+            metrics=metrics,
+        ),
+        metrics,
+    )
+
+
+def ready(item: WebhookEnvelope, destination: str | None = None) -> ConsumerRecord[bytes, bytes]:
+    headers = [(DESTINATION_HEADER, destination.encode())] if destination else []
+    return record(item.model_dump_json().encode(), key=item.key.encode(), headers=headers, tp=READY_TP)
+
+
+async def run(dispatch: DispatchHandler, *records: ConsumerRecord[bytes, bytes]) -> list[tuple[str, object]]:
+    outcome = await dispatch.handle({READY_TP: list(records)})
+    parsed: list[tuple[str, object]] = []
+    for out in outcome.records:
+        model = {TOPICS.dlq: DeadLetter, TOPICS.name("webhooks.events"): EventRecord}.get(
+            out.topic, RetryRecord
+        )
+        parsed.append((out.topic, model.model_validate_json(out.value or b"")))
+    return parsed
+
+
+async def test_routes_send_to_kafka_and_http_and_skip_unmatched_types() -> None:
+    fake = FakeDeliverer()
+    dispatch, metrics = handler(fake)
+    outs = await run(
+        dispatch,
+        ready(envelope("stripe", "e1", "charge.succeeded")),
+        ready(envelope("stripe", "e2", "payout.paid")),
+        ready(envelope("stripe", "e3", "customer.created")),
+    )
+    assert [(topic, getattr(model, "key", None)) for topic, model in outs] == [
+        ("webhooks.events", "stripe:e2"),
+        ("webhooks.events", "stripe:e1"),
+    ]
+    assert fake.calls == ["stripe:e1"]
+    assert metrics["dispatch.unrouted"] == 1 and metrics["dispatch.delivered.hook"] == 1
+
+
+async def test_a_retryable_failure_goes_to_the_first_tier_with_history() -> None:
+    dispatch, _ = handler(FakeDeliverer(RetryableDelivery("http_503", "down")))
+    before = datetime.now(UTC)
+    [(topic, retry)] = await run(dispatch, ready(envelope("stripe", "e1", "charge.x"), destination="hook"))
+    assert isinstance(retry, RetryRecord) and topic == TOPICS.retry("a")
+    assert retry.destination == "hook" and retry.envelope.attempt == 1
+    assert [(e.error_class, e.destination, e.attempt) for e in retry.envelope.errors] == [
+        ("http_503", "hook", 1)
+    ]
+    assert before + timedelta(seconds=10) <= retry.not_before <= datetime.now(UTC) + timedelta(seconds=10)
+
+
+async def test_retry_after_longer_than_a_tier_picks_a_longer_tier() -> None:
+    dispatch, _ = handler(FakeDeliverer(RetryableDelivery("http_429", "slow down", retry_after=30)))
+    [(topic, retry)] = await run(dispatch, ready(envelope("stripe", "e1", "charge.x"), destination="hook"))
+    assert topic == TOPICS.retry("b")
+    assert isinstance(retry, RetryRecord)
+    assert retry.not_before >= datetime.now(UTC) + timedelta(seconds=29)
+
+
+async def test_exhausted_attempts_and_permanent_errors_dead_letter() -> None:
+    dispatch, _ = handler(
+        FakeDeliverer(RetryableDelivery("timeout", "t"), PermanentDelivery("http_404", "gone"))
+    )
+    item = envelope("stripe", "e1", "charge.x")
+    errors = [
+        {
+            "at": datetime.now(UTC),
+            "stage": "dispatch",
+            "destination": "hook",
+            "error_class": "timeout",
+            "message": "t",
+            "retryable": True,
+            "attempt": n,
+        }
+        for n in (1, 2)
+    ]
+    tried = WebhookEnvelope.model_validate({**item.model_dump(), "attempt": 2, "errors": errors})
+    outs = await run(dispatch, ready(tried, "hook"), ready(envelope("stripe", "e2", "charge.x"), "hook"))
+    dead = [model for _, model in outs]
+    assert all(isinstance(d, DeadLetter) for d in dead)
+    exhausted, permanent = dead
+    assert isinstance(exhausted, DeadLetter) and isinstance(permanent, DeadLetter)
+    assert exhausted.reason == "attempts_exhausted" and len(exhausted.history) == 3
+    assert exhausted.final_error.attempt == 3 and exhausted.envelope.attempt == 3
+    assert permanent.reason == "permanent" and permanent.final_error.error_class == "http_404"
+    again = await run(
+        handler(FakeDeliverer(PermanentDelivery("http_404", "gone")))[0],
+        ready(envelope("stripe", "e2", "charge.x"), "hook"),
+    )
+    assert again[0][1].id != permanent.id  # type: ignore[attr-defined]  # a new envelope id, a new letter
+
+
+async def test_a_malformed_json_body_dead_letters_at_once() -> None:
+    item = envelope("stripe", "e1", "payout.paid")
+    broken = WebhookEnvelope.model_validate({**item.model_dump(), "body": b"{nope"})
+    dispatch, _ = handler(FakeDeliverer())
+    [(topic, dead)] = await run(dispatch, ready(broken))
+    assert topic == TOPICS.dlq and isinstance(dead, DeadLetter)
+    assert dead.final_error.error_class == "malformed_payload" and dead.reason == "permanent"
+
+
+async def test_rate_limits_are_pacing_until_four_times_max_attempts() -> None:
+    policy = RetryPolicy(TIERS, 0.2, 2, random.Random(1))
+    item = envelope("stripe", "e1")
+
+    def failed(*classes: str) -> WebhookEnvelope:
+        errors = [
+            {
+                "at": datetime.now(UTC),
+                "stage": "dispatch",
+                "destination": "hook",
+                "error_class": c,
+                "message": "",
+                "retryable": True,
+                "attempt": i + 1,
+            }
+            for i, c in enumerate(classes)
+        ]
+        return WebhookEnvelope.model_validate({**item.model_dump(), "errors": errors})
+
+    assert not policy.exhausted(failed("http_429", "http_429", "http_500"), "hook")
+    assert policy.exhausted(failed("http_500", "timeout"), "hook")
+    assert policy.exhausted(failed(*["http_429"] * 8), "hook")
+    assert not policy.exhausted(failed("http_500", "timeout"), "other")
+
+
+def test_schedule_jitters_within_bounds_and_escalates_tiers() -> None:
+    policy = RetryPolicy(TIERS, 0.2, 5, random.Random(2))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    delays = {(policy.schedule(1, now)[1] - now).total_seconds() for _ in range(200)}
+    assert min(delays) >= 8 and max(delays) <= 12 and len(delays) > 100
+    assert [policy.schedule(n, now)[0] for n in (1, 2, 3, 9)] == ["a", "b", "b", "b"]
+
+
+async def test_retry_tier_forwards_due_records_and_stops_at_the_first_not_due() -> None:
+    tp = TopicPartition(TOPICS.retry("a"), 2)
+    now = datetime.now(UTC)
+    items = [envelope("stripe", f"e{i}") for i in range(3)]
+    due = [now - timedelta(seconds=1), now - timedelta(seconds=0.5), now + timedelta(seconds=30)]
+    records = [
+        record(
+            RetryRecord(tier="a", not_before=nb, destination="hook", envelope=e).model_dump_json().encode(),
+            key=e.key.encode(),
+            offset=10 + i,
+            tp=tp,
+        )
+        for i, (e, nb) in enumerate(zip(items, due, strict=True))
+    ]
+    outcome = await RetryHandler(tier="a", topics=TOPICS, metrics=Metrics()).handle({tp: records})
+    assert [(o.topic, o.key, dict(o.headers)) for o in outcome.records] == [
+        (READY, b"stripe:e0", {DESTINATION_HEADER: b"hook"}),
+        (READY, b"stripe:e1", {DESTINATION_HEADER: b"hook"}),
+    ]
+    assert outcome.stop_at == {tp: 12}
+    assert outcome.resume_at[tp] - asyncio.get_running_loop().time() == pytest.approx(30, abs=1)
+
+
+def test_router_matches_provider_and_type_patterns_in_order() -> None:
+    settings = load_settings(
+        pipeline={
+            "destinations": {"a": {"kind": "kafka"}, "b": {"kind": "kafka", "topic": "other"}},
+            "routes": [
+                {"provider": "*", "event_types": ["*.created"], "destinations": ["a"]},
+                {"provider": "github", "event_types": ["push", "*.created"], "destinations": ["b", "a"]},
+            ],
+        }
+    )
+    router = Router(settings.pipeline.routes)
+    assert router.route("github", "issue.created") == ("a", "b")
+    assert router.route("github", "push") == ("b", "a")
+    assert router.route("stripe", "push") == ()
+
+
+def test_routes_naming_unknown_destinations_fail_at_start() -> None:
+    with pytest.raises(ConfigError, match=r"routes\[0\] names unknown destination\(s\) \['nope'\]"):
+        load_settings(pipeline={"routes": [{"destinations": ["nope"]}]})
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected"),
+    [
+        (200, {}, None),
+        (500, {}, ("retryable", "http_500", None)),
+        (503, {}, ("retryable", "http_503", None)),
+        (429, {"retry-after": "7"}, ("retryable", "http_429", 7.0)),
+        (408, {}, ("retryable", "http_408", None)),
+        (404, {}, ("permanent", "http_404", None)),
+        (422, {}, ("permanent", "http_422", None)),
+    ],
+)
+async def test_http_answers_are_classified(status: int, headers: dict[str, str], expected: object) -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, headers=headers)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        deliverer = HttpxDeliverer(client)
+        item = envelope("stripe", "evt_9")
+        try:
+            await deliverer.deliver(item, HttpDestination(url="http://dest/hook"))
+            outcome = None
+        except RetryableDelivery as exc:
+            outcome = ("retryable", exc.error_class, exc.retry_after)
+        except PermanentDelivery as exc:
+            outcome = ("permanent", exc.error_class, None)
+    assert outcome == expected
+    assert seen[0].headers["idempotency-key"] == "stripe:evt_9"
+    assert seen[0].content == item.body
+
+
+async def test_timeouts_and_refused_connections_are_retryable() -> None:
+    def boom(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectTimeout("slow") if "slow" in str(request.url) else httpx.ConnectError("refused")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(boom)) as client:
+        deliverer = HttpxDeliverer(client)
+        for url, error_class in (("http://slow/x", "timeout"), ("http://down/x", "connect")):
+            with pytest.raises(RetryableDelivery) as caught:
+                await deliverer.deliver(envelope("stripe", "e"), HttpDestination(url=url))
+            assert caught.value.error_class == error_class
+
+
+def test_retry_after_http_dates_are_seconds_from_now() -> None:
+    soon = (datetime.now(UTC) + timedelta(seconds=20)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert parse_retry_after(soon) == pytest.approx(20, abs=2)
+    assert parse_retry_after("12") == 12.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
