@@ -30,9 +30,16 @@ def start_local_broker(home: Path) -> LocalKafka:
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka | None]:
-    """The run's broker object, or None when the tests use an external one."""
+    """The run's broker object, or None when the tests use an external or containerised one."""
     if os.environ.get("BREAKWATER_TEST_BOOTSTRAP"):
         yield None
+        return
+    if os.environ.get("BREAKWATER_TEST_DOCKER") == "1":
+        from testcontainers.kafka import KafkaContainer  # only where a Docker engine answers
+
+        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
+            os.environ["BREAKWATER_TEST_BOOTSTRAP"] = container.get_bootstrap_server()
+            yield None
         return
     broker = start_local_broker(tmp_path_factory.mktemp("kafka"))
     try:

@@ -1,0 +1,124 @@
+"""Edge throughput and latency for signed Stripe-style webhooks, against a bare ASGI app, same run.
+
+    .venv/bin/python -m benchmarks.bench_edge [--seconds 10] [--connections 50]
+
+Both servers run under the same uvicorn (uvloop + httptools, one process) in child processes; the
+bare app answers 202 without work, the edge verifies the Stripe signature, builds and signs the
+envelope and waits for Kafka's acks=all before its 202. A local broker is started for the run unless
+BREAKWATER_KAFKA__BOOTSTRAP names one. Prints figures and ratios; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import uvloop
+
+from benchmarks.loadgen import LoadResult, render_post, run_load
+from services.cli.sample import signed_sample
+from services.config import LocalKafkaSettings, load_settings
+from services.kafka.admin import ensure_topics
+from services.kafka.local import LocalKafka, fetch_jars, free_ports
+
+STRIPE_SECRET = "whsec_bench_secret"
+
+
+def start_server(
+    command: list[str], port: int, env: dict[str, str], ready_path: str
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"{command} exited with {process.returncode}")
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{command} did not become ready")
+
+
+def report(name: str, result: LoadResult) -> str:
+    statuses = ", ".join(f"{code}: {count}" for code, count in sorted(result.statuses.items()))
+    return (
+        f"{name:<10} {result.rate:9.0f} req/s   p50 {result.percentile(0.5) * 1000:6.2f} ms   "
+        f"p99 {result.percentile(0.99) * 1000:7.2f} ms   [{statuses}; connection errors {result.errors}]"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-edge-"))
+    broker = None
+    bootstrap = os.environ.get("BREAKWATER_KAFKA__BOOTSTRAP")
+    if not bootstrap:
+        local = LocalKafkaSettings()
+        kafka_port, controller_port = free_ports(2)
+        broker = LocalKafka(
+            libs=fetch_jars(local.version, local.cache_dir),
+            home=work / "kafka",
+            port=kafka_port,
+            controller_port=controller_port,
+        )
+        broker.start()
+        bootstrap = broker.bootstrap
+    config = work / "bench.toml"
+    config.write_text(f'[providers.stripe]\nsecrets = ["{STRIPE_SECRET}"]\n')
+    settings = load_settings(config, kafka={"bootstrap": bootstrap})
+    asyncio.run(ensure_topics(bootstrap, settings.topic_catalogue()))
+
+    bare_port, edge_port = free_ports(2)
+    env = {**os.environ, "BREAKWATER_CONFIG": str(config), "BREAKWATER_KAFKA__BOOTSTRAP": bootstrap}
+    env["BREAKWATER_LOG_LEVEL"] = "WARNING"
+    requests = []
+    for i in range(2000):
+        body, headers = signed_sample("stripe", STRIPE_SECRET, event_id=f"evt_bench_{i}")
+        requests.append(render_post(f"127.0.0.1:{edge_port}", "/webhooks/stripe", body, headers))
+    bare = start_server(
+        [sys.executable, "-m", "benchmarks.bare_asgi", str(bare_port)], bare_port, env, "/webhooks/stripe"
+    )
+    edge = start_server(
+        [sys.executable, "-m", "services.cli.main", "edge", "--port", str(edge_port)],
+        edge_port,
+        env,
+        "/readyz",
+    )
+    try:
+        uvloop.install()
+        load = {"connections": args.connections, "seconds": args.seconds}
+        bare_result = asyncio.run(run_load("127.0.0.1", bare_port, requests, **load))
+        edge_result = asyncio.run(run_load("127.0.0.1", edge_port, requests, **load))
+    finally:
+        for process in (bare, edge):
+            process.terminate()
+            process.wait(timeout=30)
+        if broker is not None:
+            broker.stop()
+    print(
+        f"edge benchmark: {args.connections} keep-alive connections, {args.seconds:g}s each, Stripe-signed 1 KiB"
+    )
+    print(report("bare ASGI", bare_result))
+    print(report("edge", edge_result))
+    print(
+        f"ratio      throughput {edge_result.rate / bare_result.rate:6.2f}x of bare   "
+        f"p99 {edge_result.percentile(0.99) / bare_result.percentile(0.99):6.1f}x of bare"
+    )
+
+
+if __name__ == "__main__":
+    main()
