@@ -66,12 +66,16 @@ class RollingWindow:
 
 
 class CircuitBreaker:
-    """Guards one API. Call :meth:`before_call`, then exactly one of ``record_success``,
-    ``record_failure`` or ``release`` (no outcome, e.g. cancelled).
+    """Guards one API. :meth:`before_call` admits a call and returns its ticket; the caller then hands
+    the ticket to exactly one of ``record_success``, ``record_failure`` or ``release`` (no outcome).
+
+    A ticket names the breaker period (closed, open, half-open: each transition starts a new one) the
+    call was admitted in; outcomes of calls from an earlier period are stragglers and change nothing,
+    so a slow call admitted before the breaker opened can neither close it nor take a probe's place.
 
     >>> breaker = CircuitBreaker(BreakerSettings(min_calls=2, failure_rate=0.5))
-    >>> breaker.before_call(); breaker.record_failure()
-    >>> breaker.before_call(); breaker.record_failure()
+    >>> breaker.record_failure(breaker.before_call())
+    >>> breaker.record_failure(breaker.before_call())
     >>> breaker.state
     <BreakerState.OPEN: 'open'>
     """
@@ -90,6 +94,7 @@ class CircuitBreaker:
         self._listener = listener
         self._window = RollingWindow(settings.window, settings.buckets, clock)
         self._state = BreakerState.CLOSED
+        self._period = 0
         self._opened_at = 0.0
         self._probes_admitted = 0
         self._probe_successes = 0
@@ -105,34 +110,32 @@ class CircuitBreaker:
         calls, failures = self._window.totals()
         return failures / calls if calls else 0.0
 
-    def before_call(self) -> None:
-        """Admit a call or raise :class:`CircuitOpen` (a retryable error with ``retry_after``)."""
+    def before_call(self) -> int:
+        """Admit a call and return its ticket, or raise :class:`CircuitOpen` (retryable, ``retry_after``)."""
         if not self.settings.enabled:
-            return
+            return self._period
         state = self.state
-        if state is BreakerState.CLOSED:
-            return
         if state is BreakerState.OPEN:
             wait = self._opened_at + self.settings.open_for - self._clock()
             raise CircuitOpen(f"circuit for {self.name or 'api'} is open", retry_after=max(wait, 0.0))
-        if self._probes_admitted >= self.settings.half_open_max_calls:
-            raise CircuitOpen(f"circuit for {self.name or 'api'} is half-open, probes in flight")
-        self._probes_admitted += 1
+        if state is BreakerState.HALF_OPEN:
+            if self._probes_admitted >= self.settings.half_open_max_calls:
+                raise CircuitOpen(f"circuit for {self.name or 'api'} is half-open, probes in flight")
+            self._probes_admitted += 1
+        return self._period
 
-    def record_success(self) -> None:
-        if not self.settings.enabled:
+    def record_success(self, ticket: int) -> None:
+        if not self.settings.enabled or ticket != self._period:
             return
         if self._state is BreakerState.HALF_OPEN:
-            if self._probe_successes >= self._probes_admitted:
-                return  # a straggler admitted before the breaker opened is no probe
             self._probe_successes += 1
             if self._probe_successes >= self.settings.half_open_max_calls:
                 self._transition(BreakerState.CLOSED)
         elif self._state is BreakerState.CLOSED:
             self._window.record(False)
 
-    def record_failure(self) -> None:
-        if not self.settings.enabled:
+    def record_failure(self, ticket: int) -> None:
+        if not self.settings.enabled or ticket != self._period:
             return
         if self._state is BreakerState.HALF_OPEN:
             self._transition(BreakerState.OPEN)
@@ -141,15 +144,15 @@ class CircuitBreaker:
             calls, failures = self._window.totals()
             if calls >= self.settings.min_calls and failures >= self.settings.failure_rate * calls:
                 self._transition(BreakerState.OPEN)
-        # a late failure from a call admitted before the breaker opened changes nothing
 
-    def release(self) -> None:
-        """A call ended without an outcome (cancelled): give its probe slot back."""
-        if self._state is BreakerState.HALF_OPEN and self._probes_admitted > self._probe_successes:
+    def release(self, ticket: int) -> None:
+        """A call ended without an outcome (cancelled, or our own mistake): give its probe slot back."""
+        if ticket == self._period and self._state is BreakerState.HALF_OPEN:
             self._probes_admitted -= 1
 
     def _transition(self, new: BreakerState) -> None:
         old, self._state = self._state, new
+        self._period += 1
         if new is BreakerState.OPEN:
             self._opened_at = self._clock()
         if new is BreakerState.CLOSED:

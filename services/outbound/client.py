@@ -111,13 +111,18 @@ class APIClient:
         self.breaker = CircuitBreaker(settings.breaker, name=name, clock=clock, listener=breaker_listener)
         r = settings.retry
         self._retrying = AsyncRetrying(
-            stop=stop_after_attempt(r.max_attempts)
-            | stop_before_delay(t.overall)
-            | _StopIfWaitExceeds(r.max_delay),
+            stop=self._stop(t.overall),
             wait=BackoffWait(r, rng=rng),
             retry=retry_if_exception(_retryable),
             before_sleep=_log_retry(name),
             reraise=True,
+        )
+
+    def _stop(self, overall: float) -> stop_base:
+        """Stop after ``max_attempts``, before sleeping past ``overall``, or when asked to wait too long."""
+        r = self.settings.retry
+        return (
+            stop_after_attempt(r.max_attempts) | stop_before_delay(overall) | _StopIfWaitExceeds(r.max_delay)
         )
 
     async def __aenter__(self) -> Self:
@@ -166,11 +171,28 @@ class APIClient:
         may_retry = s.retry.max_attempts > 1 and (method in IDEMPOTENT_METHODS or idempotency_key is not None)
         try:
             async with asyncio.timeout(overall):
-                if not may_retry:
+                try:  # the first attempt runs outside tenacity: most calls need no more, and it is cheaper
                     return await self._attempt(request, deadline)
-                return await self._retrying.copy()(self._attempt, request, deadline)
+                except RetryableError as first:
+                    if not (may_retry and _retryable(first)):
+                        raise
+                    return await self._retry(request, deadline, first, None if timeout is None else overall)
         except TimeoutError as exc:
             raise DeadlineExceeded(f"{self.name}: {method} {url} took longer than {overall}s") from exc
+
+    async def _retry(
+        self, request: httpx.Request, deadline: float, first: RetryableError, overall: float | None
+    ) -> httpx.Response:
+        """Attempts 2..n under tenacity, which is handed the first failure as its attempt 1."""
+        replay = [first]
+
+        async def attempt() -> httpx.Response:
+            if replay:
+                raise replay.pop()
+            return await self._attempt(request, deadline)
+
+        retrying = self._retrying.copy() if overall is None else self._retrying.copy(stop=self._stop(overall))
+        return await retrying(attempt)
 
     async def batch(
         self, calls: Sequence[CallSpec], *, concurrency: int | None = None, fail_fast: bool = False
@@ -192,7 +214,7 @@ class APIClient:
         return await run_bounded(calls, one, concurrency=limit, fail_fast=fail_fast)
 
     async def _attempt(self, request: httpx.Request, deadline: float) -> httpx.Response:
-        self.breaker.before_call()
+        ticket = self.breaker.before_call()
         try:
             await self.limiter.acquire(deadline=deadline)
             attempt_timeout = min(self.settings.timeouts.attempt, max(deadline - self._clock(), 0.001))
@@ -204,28 +226,28 @@ class APIClient:
                 exc, api=self.name, retryable=self.settings.retry.retryable_errors
             )
             if isinstance(error, InvalidRequest):
-                self.breaker.release()  # our mistake, not the API's
+                self.breaker.release(ticket)  # our mistake, not the API's
             else:
-                self.breaker.record_failure()
+                self.breaker.record_failure(ticket)
                 self.limiter.on_failure()
             raise error from exc
         except BaseException:
-            self.breaker.release()
+            self.breaker.release(ticket)
             raise
-        return self._judge(response)
+        return self._judge(response, ticket)
 
-    def _judge(self, response: httpx.Response) -> httpx.Response:
+    def _judge(self, response: httpx.Response, ticket: int) -> httpx.Response:
         """Feed the limiter and breaker from one answer, then return it or raise what it means."""
         status = response.status_code
         if status < 400:
-            self.breaker.record_success()
+            self.breaker.record_success(ticket)
             self.limiter.on_success(parse_rate_limit(response.headers))
             return response
         s = self.settings
         if status in s.breaker.failure_statuses:
-            self.breaker.record_failure()
+            self.breaker.record_failure(ticket)
         else:
-            self.breaker.record_success()  # the API is up; the request was wrong or throttled
+            self.breaker.record_success(ticket)  # the API is up; the request was wrong or throttled
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         if status == 429:
             self.limiter.on_throttled(retry_after)

@@ -133,6 +133,11 @@ def _least_room(infos: list[RateLimitInfo]) -> RateLimitInfo | None:
 
 def parse_rate_limit(headers: httpx.Headers, *, now: float | None = None) -> RateLimitInfo | None:
     """The most restrictive quota the headers describe, or ``None`` when they describe none."""
+    # One pass over the raw names first: most responses carry no rate-limit header at all, and
+    # httpx.Headers.get is a linear scan, too slow to repeat a dozen times on every call.
+    names = [name.lower() for name, _ in headers.raw]
+    if not any(b"ratelimit" in name or b"rate-limit" in name for name in names):
+        return None
     current = time.time() if now is None else now
     infos = _structured(headers)
     for prefix in _PREFIXES:

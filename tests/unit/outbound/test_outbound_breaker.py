@@ -33,11 +33,11 @@ def make(clock: Clock, **kw: float) -> CircuitBreaker:
 
 
 def outcome(breaker: CircuitBreaker, ok: bool) -> None:
-    breaker.before_call()
+    ticket = breaker.before_call()
     if ok:
-        breaker.record_success()
+        breaker.record_success(ticket)
     else:
-        breaker.record_failure()
+        breaker.record_failure(ticket)
 
 
 def test_stays_closed_below_min_calls_even_if_all_fail() -> None:
@@ -83,13 +83,12 @@ def test_half_open_admits_bounded_probes_then_closes() -> None:
         outcome(breaker, False)
     clock.now += 5
     assert breaker.state is BreakerState.HALF_OPEN
-    breaker.before_call()
-    breaker.before_call()
+    first, second = breaker.before_call(), breaker.before_call()
     with pytest.raises(CircuitOpen):
         breaker.before_call()  # a third probe while two are in flight
-    breaker.record_success()
+    breaker.record_success(first)
     assert breaker.state is BreakerState.HALF_OPEN
-    breaker.record_success()
+    breaker.record_success(second)
     assert breaker.state is BreakerState.CLOSED
     assert breaker.failure_rate == 0
 
@@ -111,9 +110,25 @@ def test_cancelled_probe_gives_its_slot_back() -> None:
     for _ in range(4):
         outcome(breaker, False)
     clock.now += 5
-    breaker.before_call()
-    breaker.release()
+    breaker.release(breaker.before_call())
     outcome(breaker, True)
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_stragglers_from_before_the_breaker_opened_change_nothing() -> None:
+    clock = Clock()
+    breaker = make(clock, half_open_max_calls=1)
+    slow = breaker.before_call()  # admitted while closed, answers much later
+    for _ in range(4):
+        outcome(breaker, False)
+    clock.now += 5
+    probe = breaker.before_call()
+    breaker.release(slow)  # must not free the probe's slot
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()
+    breaker.record_success(slow)  # must not close the breaker
+    assert breaker.state is BreakerState.HALF_OPEN
+    breaker.record_success(probe)
     assert breaker.state is BreakerState.CLOSED
 
 
@@ -161,8 +176,9 @@ class BreakerMachine(RuleBasedStateMachine):
         )
         self.transitions: list[tuple[BreakerState, BreakerState, float, tuple[int, int]]] = []
         self.breaker = CircuitBreaker(self.settings, clock=self.clock, listener=self._heard)
-        self.in_flight: list[tuple[BreakerState, int]] = []  # (state, half-open period) at admission
+        self.in_flight: list[tuple[BreakerState, int, int]] = []  # (state, half-open period, ticket)
         self.period = 0
+        self.probe_successes = 0
         self.opened_at: float | None = None
 
     def _heard(self, _name: str, old: BreakerState, new: BreakerState) -> None:
@@ -171,6 +187,10 @@ class BreakerMachine(RuleBasedStateMachine):
             self.opened_at = self.clock.now
         if new is BreakerState.HALF_OPEN:
             self.period += 1
+            self.probe_successes = 0
+        if (old, new) == (BreakerState.HALF_OPEN, BreakerState.CLOSED):
+            # only this period's own probes may close it, and all of them must have succeeded
+            assert self.probe_successes == self.settings.half_open_max_calls
 
     @rule(seconds=st.floats(0, 6))
     def time_passes(self, seconds: float) -> None:
@@ -189,27 +209,34 @@ class BreakerMachine(RuleBasedStateMachine):
     def _start(self) -> bool:
         state = self.breaker.state
         try:
-            self.breaker.before_call()
+            ticket = self.breaker.before_call()
         except CircuitOpen:
             assert state is not BreakerState.CLOSED
             if state is BreakerState.OPEN:
                 assert self.opened_at is not None and self.clock.now < self.opened_at + self.settings.open_for
             return False
         assert state is not BreakerState.OPEN
-        self.in_flight.append((state, self.period))
+        self.in_flight.append((state, self.period, ticket))
         return True
 
     @precondition(lambda self: self.in_flight)
     @rule(index=st.integers(0, 100), result=st.sampled_from(["success", "failure", "cancelled"]))
     def finish_call(self, index: int, result: str) -> None:
-        self.in_flight.pop(index % len(self.in_flight))
+        admitted_in, period, ticket = self.in_flight.pop(index % len(self.in_flight))
         before = self.breaker.state
+        probe = (
+            admitted_in is BreakerState.HALF_OPEN
+            and period == self.period
+            and before is BreakerState.HALF_OPEN
+        )
+        if probe and result == "success":
+            self.probe_successes += 1
         {
             "success": self.breaker.record_success,
             "failure": self.breaker.record_failure,
             "cancelled": self.breaker.release,
-        }[result]()
-        if before is BreakerState.HALF_OPEN and result == "failure":
+        }[result](ticket)
+        if probe and result == "failure":
             assert self.breaker.state is BreakerState.OPEN
 
     @invariant()
@@ -227,7 +254,7 @@ class BreakerMachine(RuleBasedStateMachine):
     @invariant()
     def half_open_probes_are_bounded(self) -> None:
         if self.breaker.state is BreakerState.HALF_OPEN:
-            probes = sum(1 for s, p in self.in_flight if s is BreakerState.HALF_OPEN and p == self.period)
+            probes = sum(1 for s, p, _t in self.in_flight if s is BreakerState.HALF_OPEN and p == self.period)
             assert probes <= self.settings.half_open_max_calls
 
 
