@@ -107,6 +107,7 @@ class APIClient:
             follow_redirects=settings.follow_redirects,
             verify=settings.verify_tls,
         )
+        self._full_timeout = httpx.Timeout(t.attempt, connect=min(t.connect, t.attempt)).as_dict()
         self.limiter = AdaptiveLimiter(settings.rate_limit, clock=clock)
         self.breaker = CircuitBreaker(settings.breaker, name=name, clock=clock, listener=breaker_listener)
         r = settings.retry
@@ -213,13 +214,20 @@ class APIClient:
         limit = concurrency or self.settings.batch_concurrency
         return await run_bounded(calls, one, concurrency=limit, fail_fast=fail_fast)
 
+    def _attempt_timeout(self, deadline: float) -> dict[str, float | None]:
+        """The attempt's httpx timeouts, clipped so no attempt outlives the call's deadline."""
+        t = self.settings.timeouts
+        remaining = deadline - self._clock()
+        if remaining >= t.attempt:
+            return self._full_timeout  # the usual case: built once
+        attempt = max(remaining, 0.001)
+        return httpx.Timeout(attempt, connect=min(t.connect, attempt)).as_dict()
+
     async def _attempt(self, request: httpx.Request, deadline: float) -> httpx.Response:
         ticket = self.breaker.before_call()
         try:
             await self.limiter.acquire(deadline=deadline)
-            attempt_timeout = min(self.settings.timeouts.attempt, max(deadline - self._clock(), 0.001))
-            connect = min(self.settings.timeouts.connect, attempt_timeout)
-            request.extensions["timeout"] = httpx.Timeout(attempt_timeout, connect=connect).as_dict()
+            request.extensions["timeout"] = self._attempt_timeout(deadline)
             response = await self._http.send(request)
         except httpx.TransportError as exc:
             error = translate_transport_error(
