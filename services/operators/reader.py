@@ -1,0 +1,77 @@
+"""Read a topic from the beginning up to its current end, committed records only.
+
+An operator command needs a snapshot, not a stream: the end offsets are taken once at the start (with
+``read_committed`` they are the last stable offsets), and the read stops when every partition got
+there or ``max_records`` were read, so a busy topic cannot keep a command running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+__all__ = ["Snapshot", "read_snapshot"]
+
+log = logging.getLogger(__name__)
+Record: TypeAlias = ConsumerRecord  # [bytes, bytes]; aiokafka ships no type hints
+
+
+@dataclass
+class Snapshot:
+    records: list[Record]
+    truncated: bool
+    """True when ``max_records`` stopped the read before the end."""
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    found = consumer.partitions_for_topic(topic)
+    if not found:
+        await consumer.topics()  # a full metadata fetch; never auto-creates the topic
+        found = consumer.partitions_for_topic(topic)
+    return [TopicPartition(topic, p) for p in sorted(found or ())]
+
+
+async def read_snapshot(
+    bootstrap: str, topic: str, *, max_records: int = 200_000, timeout: float = 30.0
+) -> Snapshot:
+    """Every committed record of ``topic`` up to its end when called; a missing topic reads empty."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        client_id="breakwater-operator",
+    )
+    await consumer.start()
+    try:
+        return await asyncio.wait_for(_read(consumer, topic, max_records), timeout)
+    finally:
+        await consumer.stop()
+
+
+async def _read(consumer: AIOKafkaConsumer, topic: str, max_records: int) -> Snapshot:
+    tps = await _partitions(consumer, topic)
+    if not tps:
+        return Snapshot([], False)
+    consumer.assign(tps)
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+    begins: dict[TopicPartition, int] = await consumer.beginning_offsets(tps)
+    pending = {tp for tp in tps if ends[tp] > begins[tp]}
+    for tp in tps:
+        consumer.seek(tp, begins[tp])
+    records: list[Record] = []
+    while pending and len(records) < max_records:
+        batches = await consumer.getmany(*pending, timeout_ms=200, max_records=10_000)
+        for tp, batch in batches.items():
+            records.extend(r for r in batch if r.offset < ends[tp])
+        for tp in list(pending):
+            if await consumer.position(tp) >= ends[tp]:
+                pending.discard(tp)
+    truncated = bool(pending) or len(records) > max_records
+    if truncated:
+        log.warning("read of %s stopped at %d records (max_records)", topic, max_records)
+    return Snapshot(records[:max_records], truncated)

@@ -1,0 +1,229 @@
+"""Replay and discard dead letters, each change published together with its mark in one transaction.
+
+A replay puts the envelope back on ``webhooks.ready.{provider}`` (after dedup: the event was accepted
+once) with ``bw-destination`` naming the destination that failed, so the dispatch loop re-delivers it
+there only, as it does for a record back from a retry tier, and destinations that succeeded are not
+called twice. The envelope keeps its whole error history plus one ``stage="replay"`` entry saying which
+dead letter, who and when (the same facts ride in ``bw-replay-of``/``bw-replayed-by``/``bw-replayed-at``
+headers). ``attempt`` is kept, not reset: a dead letter's id is derived from the attempt, so a reset
+would give the replay's own dead letter the id of the one replayed, already marked, and hide it.
+
+Idempotent: the transactional id is stable, so starting the producer fences any earlier replayer and
+settles its open transaction; only then are the marks read (committed only), and records already
+marked are skipped. Publish and mark commit together or not at all, so replaying the same records
+twice, or from two terminals at once, yields one re-delivery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, ProducerFenced
+
+from schemas.envelope import DeliveryError
+from schemas.signing import EnvelopeSigner
+from services.operators.dlq_index import DlqEntry, latest_marks
+from services.operators.marks import DlqMark
+from services.operators.reader import read_snapshot
+from services.operators.topics import OperatorTopics
+
+__all__ = [
+    "DESTINATION_HEADER",
+    "REPLAYED_AT_HEADER",
+    "REPLAYED_BY_HEADER",
+    "REPLAY_OF_HEADER",
+    "REPLAY_TRANSACTIONAL_ID",
+    "ActionReport",
+    "DlqActions",
+    "replay_record",
+]
+
+log = logging.getLogger(__name__)
+
+REPLAY_TRANSACTIONAL_ID = "breakwater-dlq-replay"
+DESTINATION_HEADER = "bw-destination"  # what streams.dispatch reads (checked by a unit test)
+REPLAY_OF_HEADER = "bw-replay-of"
+REPLAYED_BY_HEADER = "bw-replayed-by"
+REPLAYED_AT_HEADER = "bw-replayed-at"
+Action = Literal["replay", "discard"]
+Progress = Callable[[int], None]
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass
+class ActionReport:
+    """What one replay or discard did; ``done`` lists what would be done when ``dry_run``."""
+
+    action: Action
+    dry_run: bool
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Already replayed (or, for discard, already marked)."""
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "dry_run": self.dry_run,
+            "done": self.done,
+            "skipped": self.skipped,
+            "failed": [{"id": i, "error": e} for i, e in self.failed],
+        }
+
+
+def replay_record(
+    entry: DlqEntry, topics: OperatorTopics, *, by: str, at: datetime, signer: EnvelopeSigner | None = None
+) -> tuple[str, bytes, bytes, Headers]:
+    """Topic, key, value and headers of the ready record that replays ``entry``."""
+    dead = entry.dead
+    envelope = dead.envelope
+    marker = DeliveryError(
+        at=at,
+        stage="replay",
+        destination=None,  # not a failure at any destination: retry budgets do not count it
+        error_class="replayed",
+        message=f"replay of dead letter {dead.id} by {by}",
+        retryable=True,
+        attempt=envelope.attempt,
+    )
+    value = envelope.model_copy(update={"errors": [*envelope.errors, marker]}).model_dump_json().encode()
+    headers: Headers = signer.sign(value) if signer else []
+    headers += [
+        (DESTINATION_HEADER, dead.destination.encode()),
+        (REPLAY_OF_HEADER, dead.id.encode()),
+        (REPLAYED_BY_HEADER, by.encode()),
+        (REPLAYED_AT_HEADER, at.isoformat().encode()),
+    ]
+    return topics.ready(envelope.provider), envelope.key.encode(), value, headers
+
+
+class DlqActions:
+    """Replays and discards against one cluster; one instance per command or request."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: OperatorTopics,
+        *,
+        transactional_id: str = REPLAY_TRANSACTIONAL_ID,
+        signer: EnvelopeSigner | None = None,
+        chunk: int = 200,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._topics = topics
+        self._transactional_id = transactional_id
+        self._signer = signer
+        self._chunk = chunk
+
+    async def replay(
+        self, entries: Sequence[DlqEntry], *, by: str, dry_run: bool = False, progress: Progress | None = None
+    ) -> ActionReport:
+        return await self._apply("replay", entries, by=by, notes=None, dry_run=dry_run, progress=progress)
+
+    async def discard(
+        self,
+        entries: Sequence[DlqEntry],
+        *,
+        by: str,
+        notes: str | None = None,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> ActionReport:
+        return await self._apply("discard", entries, by=by, notes=notes, dry_run=dry_run, progress=progress)
+
+    @staticmethod
+    def _blocked(action: Action, mark: DlqMark | None) -> bool:
+        """Replay skips replayed records (a discarded one may be replayed by id); discard skips marked."""
+        if mark is None:
+            return False
+        return mark.state == "replayed" or action == "discard"
+
+    async def _apply(
+        self,
+        action: Action,
+        entries: Sequence[DlqEntry],
+        *,
+        by: str,
+        notes: str | None,
+        dry_run: bool,
+        progress: Progress | None,
+    ) -> ActionReport:
+        report = ActionReport(action, dry_run)
+        if dry_run:
+            for entry in entries:
+                (report.skipped if self._blocked(action, entry.mark) else report.done).append(entry.id)
+            if progress:
+                progress(len(entries))
+            return report
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            transactional_id=self._transactional_id,
+            enable_idempotence=True,
+            acks="all",
+            client_id="breakwater-operator",
+        )
+        await producer.start()  # init_transactions: fences an earlier replayer, settles its transaction
+        try:
+            marks = await self._current_marks()
+            todo = []
+            for entry in entries:
+                if self._blocked(action, marks.get(entry.id)):
+                    report.skipped.append(entry.id)
+                else:
+                    todo.append(entry)
+            if progress and report.skipped:
+                progress(len(report.skipped))
+            for start in range(0, len(todo), self._chunk):
+                chunk = todo[start : start + self._chunk]
+                error = await self._commit_chunk(producer, action, chunk, by, notes)
+                if error is None:
+                    report.done += [e.id for e in chunk]
+                else:  # the producer's state is unknown now: stop, the operator runs it again
+                    report.failed += [(e.id, error) for e in todo[start:]]
+                    break
+                if progress:
+                    progress(len(chunk))
+        finally:
+            await producer.stop()
+        return report
+
+    async def _current_marks(self) -> dict[str, DlqMark | None]:
+        """Every committed mark, unbounded: a missed mark would mean a second re-delivery."""
+        snapshot = await read_snapshot(self._bootstrap, self._topics.dlq_state, max_records=2**62)
+        return latest_marks(snapshot.records)
+
+    async def _commit_chunk(
+        self,
+        producer: AIOKafkaProducer,
+        action: Action,
+        chunk: list[DlqEntry],
+        by: str,
+        notes: str | None,
+    ) -> str | None:
+        """Publish and mark ``chunk`` in one transaction; the error text when it did not commit."""
+        now = datetime.now(UTC)
+        state: Literal["replayed", "discarded"] = "replayed" if action == "replay" else "discarded"
+        try:
+            async with producer.transaction():
+                for entry in chunk:
+                    topic = None
+                    if action == "replay":
+                        topic, key, value, headers = replay_record(
+                            entry, self._topics, by=by, at=now, signer=self._signer
+                        )
+                        await producer.send(topic, value, key=key, headers=headers)
+                    mark = DlqMark(state=state, by=by, at=now, replay_of=entry.id, topic=topic, notes=notes)
+                    await producer.send(
+                        self._topics.dlq_state, mark.model_dump_json().encode(), key=entry.id.encode()
+                    )
+        except ProducerFenced:
+            return "fenced by another replayer; run again"
+        except KafkaError as exc:
+            log.error("%s of %d dead letters failed: %s", action, len(chunk), exc)
+            return f"{type(exc).__name__}: {exc}"
+        return None

@@ -1,0 +1,187 @@
+"""Pipeline stats for operators: the queues (consumer lag) and what fell out (dead letters, quarantine).
+
+The queues of this system are its consumer groups: for every group of :mod:`streams.worker` and the
+topic it drains, lag is the end offset (last stable, as ``read_committed`` readers see it) minus the
+group's committed offset, per partition. A partition the group never committed counts from its
+beginning offset. The health score folds lag and dead-letter growth into one number for dashboards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import ValidationError
+
+from schemas.deadletter import QuarantineRecord
+from services.operators.dlq_index import DlqIndex
+from services.operators.reader import read_snapshot
+from services.operators.topics import OperatorTopics, QueueGroup
+
+__all__ = [
+    "HealthThresholds",
+    "PartitionLag",
+    "PipelineStats",
+    "collect_stats",
+    "consumer_lag",
+    "health_score",
+]
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    group: str
+    topic: str
+    partition: int
+    committed: int | None
+    end: int
+    lag: int
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    """Below ``*_warn`` nothing is deducted; at ``*_critical`` that half of the score is gone."""
+
+    lag_warn: int = 1_000
+    lag_critical: int = 100_000
+    dead_warn: int = 10
+    dead_critical: int = 1_000
+
+
+def _penalty(value: int, warn: int, critical: int) -> float:
+    if value <= warn:
+        return 0.0
+    if value >= critical or critical <= warn:
+        return 50.0
+    return 50.0 * (value - warn) / (critical - warn)
+
+
+def health_score(total_lag: int, dead_in_window: int, thresholds: HealthThresholds | None = None) -> int:
+    """100 is calm; 0 means both lag and dead-letter growth are at or past their critical levels."""
+    t = thresholds or HealthThresholds()
+    lost = _penalty(total_lag, t.lag_warn, t.lag_critical) + _penalty(
+        dead_in_window, t.dead_warn, t.dead_critical
+    )
+    return max(0, min(100, round(100 - lost)))
+
+
+async def consumer_lag(bootstrap: str, queues: list[QueueGroup]) -> list[PartitionLag]:
+    """Lag per group, topic and partition; topics that do not exist yet are left out."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="breakwater-operator")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", client_id="breakwater-operator"
+    )
+    await admin.start()
+    await consumer.start()
+    try:
+        await consumer.topics()  # metadata for every topic, once
+        tps = {
+            queue.topic: [
+                TopicPartition(queue.topic, p)
+                for p in sorted(consumer.partitions_for_topic(queue.topic) or ())
+            ]
+            for queue in queues
+        }
+        every = [tp for group in tps.values() for tp in group]
+        if not every:
+            return []
+        ends, begins = await asyncio.gather(consumer.end_offsets(every), consumer.beginning_offsets(every))
+        rows: list[PartitionLag] = []
+        for queue in queues:
+            if not tps[queue.topic]:
+                continue
+            committed = await admin.list_consumer_group_offsets(queue.group, partitions=tps[queue.topic])
+            for tp in tps[queue.topic]:
+                meta = committed.get(tp)
+                offset = meta.offset if meta is not None and meta.offset >= 0 else None
+                start = offset if offset is not None else begins[tp]
+                rows.append(
+                    PartitionLag(
+                        queue.group, tp.topic, tp.partition, offset, ends[tp], max(0, ends[tp] - start)
+                    )
+                )
+        return rows
+    finally:
+        await consumer.stop()
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+@dataclass
+class PipelineStats:
+    since: datetime | None
+    until: datetime | None
+    lag: list[PartitionLag]
+    dead_by_provider: dict[str, int]
+    quarantined_by_provider: dict[str, int]
+    health: int
+    thresholds: HealthThresholds = field(default_factory=HealthThresholds)
+
+    @property
+    def lag_by_group(self) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        for row in self.lag:
+            totals[row.group] += row.lag
+        return dict(totals)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "health": self.health,
+            "thresholds": asdict(self.thresholds),
+            "lag_total": sum(row.lag for row in self.lag),
+            "lag_by_group": self.lag_by_group,
+            "lag": [asdict(row) for row in self.lag],
+            "dead_by_provider": self.dead_by_provider,
+            "quarantined_by_provider": self.quarantined_by_provider,
+        }
+
+
+def _within(at: datetime, since: datetime | None, until: datetime | None) -> bool:
+    return (since is None or at >= since) and (until is None or at <= until)
+
+
+async def quarantined_by_provider(
+    bootstrap: str, topic: str, since: datetime | None, until: datetime | None, max_records: int
+) -> dict[str, int]:
+    """Quarantined records per provider (the key's ``provider:`` part; ``?`` when there is none)."""
+    snapshot = await read_snapshot(bootstrap, topic, max_records=max_records)
+    counts: Counter[str] = Counter()
+    for record in snapshot.records:
+        try:
+            quarantined = QuarantineRecord.model_validate_json(record.value or b"")
+        except ValidationError:
+            continue
+        if _within(quarantined.quarantined_at, since, until):
+            key = (quarantined.key or b"").decode("utf-8", "replace")
+            counts[key.split(":", 1)[0] if ":" in key else "?"] += 1
+    return dict(sorted(counts.items()))
+
+
+async def collect_stats(
+    bootstrap: str,
+    topics: OperatorTopics,
+    index: DlqIndex,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    thresholds: HealthThresholds | None = None,
+    max_records: int = 200_000,
+) -> PipelineStats:
+    """Lag now, and dead letters (any state) and quarantined records per provider in the range."""
+    thresholds = thresholds or HealthThresholds()
+    lag, quarantined = await asyncio.gather(
+        consumer_lag(bootstrap, topics.queues()),
+        quarantined_by_provider(bootstrap, topics.quarantine, since, until, max_records),
+    )
+    dead: Counter[str] = Counter(
+        e.dead.envelope.provider for e in index.entries.values() if _within(e.dead.dead_at, since, until)
+    )
+    score = health_score(sum(row.lag for row in lag), sum(dead.values()), thresholds)
+    return PipelineStats(since, until, lag, dict(sorted(dead.items())), quarantined, score, thresholds)
