@@ -43,7 +43,12 @@ class Operators:
         """From the settings; replays are signed like the edge signs, so they look like any record."""
         keys = {kid: secret.get_secret_value().encode() for kid, secret in settings.signing.keys.items()}
         signer = EnvelopeSigner(keys=keys, active_key_id=settings.signing.active_key_id)
-        base = cls(bootstrap=settings.kafka.servers, topics=OperatorTopics.of(settings), signer=signer)
+        base = cls(
+            bootstrap=settings.kafka.servers,
+            topics=OperatorTopics.of(settings),
+            transactional_id=f"{settings.pipeline.app_id}-dlq-replay",  # "breakwater-dlq-replay" by default
+            signer=signer,
+        )
         return replace(base, **overrides)
 
     async def index(self) -> DlqIndex:

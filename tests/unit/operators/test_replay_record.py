@@ -1,0 +1,68 @@
+"""What a replay publishes: a ready record the dispatch loop handles like one back from a retry tier."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from schemas.envelope import WebhookEnvelope
+from schemas.signing import EnvelopeSigner
+from services.operators import replay
+from services.operators.dlq_index import DlqIndex
+from services.operators.replay import replay_record
+from services.operators.topics import OperatorTopics
+from services.operators.views import decode_body, entry_detail
+from streams.dispatch import DESTINATION_HEADER
+from streams.policy import failures_at
+from tests.unit.operators.deadletters import dead_letter, dlq_records
+
+AT = datetime(2026, 11, 29, 12, tzinfo=UTC)
+
+
+def test_destination_header_is_the_one_dispatch_reads() -> None:
+    assert replay.DESTINATION_HEADER == DESTINATION_HEADER
+
+
+def test_replay_keeps_history_adds_a_marker_and_targets_the_failed_destination() -> None:
+    dead = dead_letter("github", 3, destination="sink", attempts=3)
+    entry = DlqIndex.build(dlq_records([dead]), []).entries[dead.id]
+    signer = EnvelopeSigner(keys={"k": b"secret"}, active_key_id="k")
+    topic, key, value, headers = replay_record(
+        entry, OperatorTopics(prefix="t."), by="alice", at=AT, signer=signer
+    )
+    assert topic == "t.webhooks.ready.github"
+    assert key == dead.envelope.key.encode()
+    sent = WebhookEnvelope.model_validate_json(value)
+    assert sent.id == dead.envelope.id and sent.body == dead.envelope.body
+    assert sent.attempt == 3  # kept: a reset would give the replay's dead letter this one's id
+    assert sent.errors[:3] == dead.envelope.errors
+    marker = sent.errors[3]
+    assert (marker.stage, marker.destination, marker.error_class) == ("replay", None, "replayed")
+    assert dead.id in marker.message and "alice" in marker.message
+    assert failures_at(sent, "sink") == 3  # the marker is no failure at any destination
+    found = dict(headers)
+    assert found[DESTINATION_HEADER] == b"sink"
+    assert found[replay.REPLAY_OF_HEADER] == dead.id.encode()
+    assert found[replay.REPLAYED_BY_HEADER] == b"alice"
+    assert found[replay.REPLAYED_AT_HEADER] == AT.isoformat().encode()
+    assert signer.verify(value, headers) == "k"
+
+
+def test_body_is_decoded_as_json_text_or_base64() -> None:
+    assert decode_body(b'{"a": 1}', "application/json") == {"encoding": "json", "content": {"a": 1}}
+    assert decode_body(b"a=1&b=2", "application/x-www-form-urlencoded") == {
+        "encoding": "text",
+        "content": "a=1&b=2",
+    }
+    assert decode_body(b"{broken", "application/json") == {"encoding": "text", "content": "{broken"}
+    assert decode_body(b"\xff\x00", "application/octet-stream") == {"encoding": "base64", "content": "/wA="}
+
+
+def test_detail_holds_the_whole_record() -> None:
+    dead = dead_letter("stripe", 1, attempts=2)
+    index = DlqIndex.build(dlq_records([dead]), [])
+    detail = entry_detail(index.entries[dead.id], [])
+    assert detail["body"]["content"] == {"id": "evt_stripe_1", "type": "charge.failed"}
+    assert [e["attempt"] for e in detail["history"]] == [1, 2]
+    assert detail["envelope"]["event_id"] == "evt_stripe_1" and "body" not in detail["envelope"]
+    assert detail["key"] == "stripe:evt_stripe_1"
+    assert detail["mark"] is None and detail["state"] == "dead"
