@@ -8,7 +8,7 @@ CONFIG ?= deploy/local/breakwater.toml
 BW := $(BIN)/breakwater --config $(CONFIG)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars run test test-unit test-integration test-chaos lint schemas bench bench-edge clean
+.PHONY: help venv kafka-jars run test test-unit test-integration test-chaos lint schemas bench bench-edge bench-outbound clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -50,7 +50,10 @@ schemas: venv ## Regenerate the committed JSON Schema files from the models
 bench-edge: venv kafka-jars ## Edge throughput and latency vs a bare ASGI app, same run
 	$(BIN)/python -m benchmarks.bench_edge
 
-bench: bench-edge ## Every benchmark
+bench-outbound: venv ## Outbound client overhead per call vs bare httpx, same run
+	$(BIN)/python -m benchmarks.bench_outbound
+
+bench: bench-edge bench-outbound ## Every benchmark
 
 clean: ## Remove the venv and local state (not the Kafka jar cache)
 	rm -rf $(VENV) .breakwater .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -40,6 +39,10 @@ from pydantic_settings import (
 )
 
 from schemas.topics import TopicSpec, topic_catalogue
+from services.outbound.config import APISettings
+from services.reliability.config import ServiceSettings
+from services.reliability.graph import validate_dependency_graph
+from services.secrets import Secret
 
 ENV_PREFIX = "BREAKWATER_"
 CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
@@ -50,32 +53,6 @@ PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the field."""
-
-
-def resolve_secret(reference: str) -> str:
-    """Turn ``env:NAME``, ``file:PATH`` or a literal into the secret's value."""
-    if reference.startswith("env:"):
-        name = reference[4:]
-        value = os.environ.get(name)
-        if value is None:
-            raise ValueError(f"environment variable {name} is not set")
-        return value
-    if reference.startswith("file:"):
-        path = Path(reference[5:]).expanduser()
-        try:
-            return path.read_text().strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from exc
-    return reference
-
-
-def _resolve(value: Any) -> Any:
-    if isinstance(value, str):
-        return resolve_secret(value)
-    return value
-
-
-Secret = Annotated[SecretStr, BeforeValidator(_resolve)]
 
 
 class _Section(BaseModel):
@@ -106,6 +83,9 @@ class LocalKafkaSettings(_Section):
 
     version: str = "4.1.1"
     home: Path = Path(".breakwater/kafka")
+    """Config, pid file, and by default the data and the log, live here."""
+    data_dir: Path | None = None
+    log_file: Path | None = None
     cache_dir: Path = Field(
         default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "breakwater"
     )
@@ -271,6 +251,10 @@ class BreakwaterSettings(BaseSettings):
     edge: EdgeSettings = Field(default_factory=EdgeSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    apis: dict[str, APISettings] = Field(default_factory=dict)
+    """Third-party and internal APIs called through the outbound client (services/outbound)."""
+    services: dict[str, ServiceSettings] = Field(default_factory=dict)
+    """Services with criticality, dependencies, SLA, health checks and fallbacks (services/reliability)."""
 
     @field_validator("providers")
     @classmethod
@@ -286,6 +270,19 @@ class BreakwaterSettings(BaseSettings):
             if kind == "paypal" and not provider.webhook_id:
                 raise ValueError(f"provider {name!r} (paypal) needs webhook_id")
         return providers
+
+    @field_validator("services")
+    @classmethod
+    def _services_graph(cls, services: dict[str, ServiceSettings]) -> dict[str, ServiceSettings]:
+        validate_dependency_graph(services)  # cycles and unknown dependencies fail at start
+        return services
+
+    @model_validator(mode="after")
+    def _services_apis_exist(self) -> BreakwaterSettings:
+        for name, service in self.services.items():
+            if service.api is not None and service.api not in self.apis:
+                raise ValueError(f"services.{name}.api names {service.api!r}, which is not among apis")
+        return self
 
     @model_validator(mode="after")
     def _prod_keys(self) -> BreakwaterSettings:
@@ -352,6 +349,11 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Breakwa
     config_path = Path(path).expanduser() if path else None
     if config_path is not None and not config_path.is_file():
         raise ConfigError(f"config file {config_path} does not exist")
+    short_bootstrap = os.environ.get(f"{ENV_PREFIX}KAFKA_BOOTSTRAP")  # the documented short form
+    if short_bootstrap and f"{ENV_PREFIX}KAFKA__BOOTSTRAP" not in os.environ:
+        kafka = dict(overrides.get("kafka", {}))
+        kafka.setdefault("bootstrap", short_bootstrap)
+        overrides["kafka"] = kafka
     token = _CONFIG_FILE.set(config_path)
     try:
         return BreakwaterSettings(**overrides)

@@ -31,12 +31,16 @@ def local_broker(settings: BreakwaterSettings, *, quiet: bool = True) -> LocalKa
         port=local.port,
         controller_port=local.controller_port,
         heap=local.heap,
+        data=local.data_dir,
+        log=local.log_file,
     )
 
 
 def _external(settings: BreakwaterSettings) -> bool:
     if settings.kafka.bootstrap:
-        typer.echo(f"BREAKWATER_KAFKA__BOOTSTRAP names {settings.kafka.bootstrap}: nothing is started here")
+        typer.echo(
+            f"kafka.bootstrap is {settings.kafka.bootstrap} (an existing cluster): nothing is started here"
+        )
         return True
     return False
 

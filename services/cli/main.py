@@ -19,6 +19,7 @@ from services.cli.run import up
 from services.cli.sample import sample
 from services.cli.state import CliState
 from services.config import BreakwaterSettings
+from services.reliability.cli import app as services_app
 
 app = typer.Typer(
     name="breakwater",
@@ -30,6 +31,7 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.command("up")(up)
 app.command("sample")(sample)
+app.add_typer(services_app, name="services")
 
 schemas_app = typer.Typer(help="The committed JSON Schema files for every record type.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
@@ -60,6 +62,8 @@ def configure_logging(settings: BreakwaterSettings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if settings.log_level != "DEBUG":  # aiokafka narrates every rebalance and metadata refresh at INFO
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 @app.command()

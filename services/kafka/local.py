@@ -80,6 +80,8 @@ class LocalKafka:
     controller_port: int = 9093
     heap: str = "1g"
     node_id: int = 1
+    data: Path | None = None
+    log: Path | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -87,11 +89,11 @@ class LocalKafka:
 
     @property
     def data_dir(self) -> Path:
-        return self.home / "data"
+        return self.data or self.home / "data"
 
     @property
     def log_file(self) -> Path:
-        return self.home / "broker.log"
+        return self.log or self.home / "broker.log"
 
     @property
     def pid_file(self) -> Path:
@@ -149,6 +151,7 @@ class LocalKafka:
     def format_once(self) -> None:
         """Write the config and format the storage on first use; later starts reuse the data."""
         self.home.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self._properties())
         if (self.data_dir / "meta.properties").exists():
             return

@@ -114,3 +114,19 @@ def test_prod_refuses_the_dev_signing_key(monkeypatch: pytest.MonkeyPatch) -> No
 def test_the_local_config_shipped_with_make_run_is_valid() -> None:
     settings = load_settings(Path(__file__).parents[2] / "deploy" / "local" / "breakwater.toml")
     assert set(settings.providers) >= {"stripe", "github", "shopify", "standard"}
+
+
+def test_short_bootstrap_variable_names_an_external_cluster(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BREAKWATER_KAFKA_BOOTSTRAP", "kafka-1:9092,kafka-2:9092")
+    settings = load_settings(config_file)
+    assert settings.kafka.servers == "kafka-1:9092,kafka-2:9092"
+    assert settings.providers["stripe"]  # the file still applies
+
+
+def test_service_dependency_cycles_are_refused_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[services.a]\ndepends_on = ["b"]\n[services.b]\ndepends_on = ["a"]\n')
+    with pytest.raises(ConfigError, match=r"services: .*cycle: a -> b -> a"):
+        load_settings(path)

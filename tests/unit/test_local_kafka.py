@@ -1,0 +1,72 @@
+"""The local broker's files and the CLI's answers, without starting a JVM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from services.cli.main import app
+from services.kafka.local import LocalKafka
+
+
+def test_server_properties_describe_one_kraft_node(tmp_path: Path) -> None:
+    broker = LocalKafka(libs=tmp_path, home=tmp_path / "home", port=19092, controller_port=19093)
+    props = dict(
+        line.split("=", 1) for line in broker._properties().splitlines() if line and not line.startswith("#")
+    )
+    assert props["process.roles"] == "broker,controller"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
+    assert props["log.dirs"] == str(tmp_path / "home" / "data")
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["transaction.state.log.replication.factor"] == "1"
+
+
+def test_data_dir_and_log_file_can_live_elsewhere(tmp_path: Path) -> None:
+    broker = LocalKafka(libs=tmp_path, home=tmp_path / "h", data=tmp_path / "d", log=tmp_path / "l" / "k.log")
+    assert broker.data_dir == tmp_path / "d"
+    assert broker.log_file == tmp_path / "l" / "k.log"
+    assert f"log.dirs={tmp_path / 'd'}" in broker._properties()
+
+
+def test_a_stale_pid_file_is_not_a_running_broker(tmp_path: Path) -> None:
+    broker = LocalKafka(libs=tmp_path, home=tmp_path)
+    broker.pid_file.write_text("999999")
+    assert broker.pid() is None
+    assert broker.stop() is False
+
+
+@pytest.mark.parametrize("command", ["start", "stop"])
+def test_external_cluster_starts_nothing(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BREAKWATER_KAFKA_BOOTSTRAP", "kafka.example:9092")
+    result = CliRunner().invoke(app, ["kafka", command])
+    assert result.exit_code == 0, result.output
+    assert "nothing is started" in result.output
+
+
+def test_every_command_has_help() -> None:
+    runner = CliRunner()
+    for args in (
+        [],
+        ["kafka"],
+        ["kafka", "start"],
+        ["topics", "ensure"],
+        ["edge"],
+        ["worker"],
+        ["up"],
+        ["sample"],
+        ["schemas", "check"],
+        ["services", "report"],
+    ):
+        result = runner.invoke(app, [*args, "--help"])
+        assert result.exit_code == 0, (args, result.output)
+        assert "Usage" in result.output
+
+
+def test_bad_configuration_exits_2_naming_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BREAKWATER_EDGE__PORT", "99999")
+    result = CliRunner().invoke(app, ["topics", "list"])
+    assert result.exit_code == 2
+    assert "edge.port" in result.output
