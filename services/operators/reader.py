@@ -31,7 +31,7 @@ class Snapshot:
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     found = consumer.partitions_for_topic(topic)
     if not found:
-        await consumer.topics()  # a full metadata fetch; never auto-creates the topic
+        await consumer._client.force_metadata_update()  # as tests/support does; no auto-creation
         found = consumer.partitions_for_topic(topic)
     return [TopicPartition(topic, p) for p in sorted(found or ())]
 
@@ -44,6 +44,8 @@ async def read_snapshot(
         bootstrap_servers=bootstrap,
         isolation_level="read_committed",
         enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,  # an idle partition answers fast: a snapshot waits for nothing new
         client_id="breakwater-operator",
     )
     await consumer.start()
@@ -57,20 +59,16 @@ async def _read(consumer: AIOKafkaConsumer, topic: str, max_records: int) -> Sna
     tps = await _partitions(consumer, topic)
     if not tps:
         return Snapshot([], False)
-    consumer.assign(tps)
+    # End offsets before assigning: an assigned partition's offset reset would queue behind them.
     ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-    begins: dict[TopicPartition, int] = await consumer.beginning_offsets(tps)
-    pending = {tp for tp in tps if ends[tp] > begins[tp]}
-    for tp in tps:
-        consumer.seek(tp, begins[tp])
+    consumer.assign(tps)  # auto_offset_reset="earliest": every partition starts at its beginning
     records: list[Record] = []
+    pending = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
     while pending and len(records) < max_records:
         batches = await consumer.getmany(*pending, timeout_ms=200, max_records=10_000)
         for tp, batch in batches.items():
             records.extend(r for r in batch if r.offset < ends[tp])
-        for tp in list(pending):
-            if await consumer.position(tp) >= ends[tp]:
-                pending.discard(tp)
+        pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
     truncated = bool(pending) or len(records) > max_records
     if truncated:
         log.warning("read of %s stopped at %d records (max_records)", topic, max_records)

@@ -79,7 +79,7 @@ async def consumer_lag(bootstrap: str, queues: list[QueueGroup]) -> list[Partiti
     await admin.start()
     await consumer.start()
     try:
-        await consumer.topics()  # metadata for every topic, once
+        await consumer._client.force_metadata_update()  # metadata for every topic, once
         tps = {
             queue.topic: [
                 TopicPartition(queue.topic, p)
