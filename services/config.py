@@ -43,6 +43,7 @@ from services.outbound.config import APISettings
 from services.reliability.config import ServiceSettings
 from services.reliability.graph import validate_dependency_graph
 from services.secrets import Secret
+from services.telemetry import TelemetrySettings
 
 ENV_PREFIX = "BREAKWATER_"
 CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
@@ -254,6 +255,7 @@ class BreakwaterSettings(BaseSettings):
     apis: dict[str, APISettings] = Field(default_factory=dict)
     """Third-party and internal APIs called through the outbound client (services/outbound)."""
     services: dict[str, ServiceSettings] = Field(default_factory=dict)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     """Services with criticality, dependencies, SLA, health checks and fallbacks (services/reliability)."""
 
     @field_validator("providers")

@@ -6,8 +6,6 @@ Settings load only when a command needs them, so ``--help`` works anywhere.
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -20,6 +18,7 @@ from services.cli.sample import sample
 from services.cli.state import CliState
 from services.config import BreakwaterSettings
 from services.reliability.cli import app as services_app
+from services.telemetry import configure_logging as setup_logging
 
 app = typer.Typer(
     name="breakwater",
@@ -57,13 +56,7 @@ def fail(message: str) -> NoReturn:
 
 
 def configure_logging(settings: BreakwaterSettings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if settings.log_level != "DEBUG":  # aiokafka narrates every rebalance and metadata refresh at INFO
-        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    setup_logging(settings.log_level, settings.telemetry.log_format)
 
 
 @app.command()
@@ -87,6 +80,7 @@ def edge(
         http="httptools",
         access_log=False,
         log_level=settings.log_level.lower(),
+        log_config=None,  # keep the JSON logging configured above
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -36,6 +37,13 @@ from services.errors import (
     RejectedRequest,
     UnknownProvider,
     UnsupportedMediaType,
+)
+from services.telemetry import (
+    HEADER_GETTER,
+    PROPAGATOR,
+    current_traceparent,
+    prometheus_text,
+    setup_telemetry,
 )
 
 log = logging.getLogger(__name__)
@@ -58,9 +66,8 @@ class Edge:
         content_type = request.headers.get("content-type", "")
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type not in verifier.content_types:
-            raise UnsupportedMediaType(
-                f"{provider} sends {', '.join(sorted(verifier.content_types))}, not {media_type or 'no content type'}"
-            )
+            accepted = ", ".join(sorted(verifier.content_types))
+            raise UnsupportedMediaType(f"{provider} sends {accepted}, not {media_type or 'no content type'}")
         body = await read_body(request, self.settings.edge.max_body_bytes)
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in request.scope["headers"]}
         events = await verifier.verify(body=body, headers=headers, now=time.time())
@@ -81,7 +88,7 @@ class Edge:
                 headers=kept,
                 batch_index=event.batch_index,
                 edge_instance=self.settings.edge.instance,
-                trace_parent=headers.get("traceparent"),
+                trace_parent=current_traceparent(),
             )
             for event in events
         ]
@@ -146,22 +153,44 @@ def create_app(
         ),
     )
 
+    telemetry = setup_telemetry(settings.telemetry, "edge")
+    measures = telemetry.edge
+
     async def receive(request: Request) -> Response:
+        started = time.perf_counter()
         provider = request.path_params["provider"]
-        try:
-            envelopes = await edge.ingest(provider, request)
-        except RejectedRequest as error:
-            if error.status >= 500:
-                log.warning("%s webhook refused: %s", provider, error.message)
-            return error_response(error)
-        return JSONResponse(
-            {
-                "status": "accepted",
-                "ids": [e.id for e in envelopes],
-                "event_ids": [e.event_id for e in envelopes],
-            },
-            202,
-        )
+        label = provider if provider in edge.verifiers else "unknown"  # bounded label values
+        measures.received.add(1, {"provider": label})
+        parent = PROPAGATOR.extract(request.headers, getter=HEADER_GETTER)
+        with telemetry.tracer.start_as_current_span(
+            "webhook receive", context=parent, kind=SpanKind.SERVER, attributes={"breakwater.provider": label}
+        ) as span:
+            try:
+                envelopes = await edge.ingest(provider, request)
+            except RejectedRequest as error:
+                span.set_attribute("breakwater.rejected", error.code)
+                measures.rejected.add(1, {"provider": label, "reason": error.code})
+                measures.accept_latency.record(time.perf_counter() - started, {"outcome": error.code})
+                level = logging.WARNING if error.status >= 500 else logging.INFO
+                details = {"provider": label, "reason": error.code, "detail": error.message}
+                log.log(level, "webhook refused", extra=details)
+                return error_response(error)
+            measures.accepted.add(len(envelopes), {"provider": label})
+            measures.accept_latency.record(time.perf_counter() - started, {"outcome": "accepted"})
+            if log.isEnabledFor(logging.DEBUG):
+                for envelope in envelopes:
+                    ids = {"envelope_id": envelope.id, "event_id": envelope.event_id, "provider": label}
+                    log.debug("webhook accepted", extra=ids)
+        answer = {
+            "status": "accepted",
+            "ids": [e.id for e in envelopes],
+            "event_ids": [e.event_id for e in envelopes],
+        }
+        return JSONResponse(answer, 202)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        body, content_type = prometheus_text()
+        return Response(body, media_type=content_type)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive", "instance": settings.edge.instance})
@@ -185,6 +214,7 @@ def create_app(
             Route("/webhooks/{provider}", receive, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

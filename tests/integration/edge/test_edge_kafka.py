@@ -70,13 +70,17 @@ async def test_signed_webhook_lands_on_inbound_with_key_headers_and_exact_body(
     assert record.key == b"stripe:evt_exact_1"
     key_id = envelope_signer().verify(record.value, record.headers)
     assert key_id == "t1"
-    assert ("traceparent", headers["traceparent"].encode()) in record.headers
+    # One webhook is one trace: the edge's span is a child of the caller's, same trace id.
+    traceparent = dict(record.headers)["traceparent"].decode()
+    assert traceparent.split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert traceparent != headers["traceparent"]
     envelope = WebhookEnvelope.model_validate_json(record.value)
     assert envelope.id == answer["ids"][0]
     assert envelope.body == body  # the exact bytes, not a re-serialization
     assert envelope.event_type == json.loads(body)["type"]
     assert envelope.headers["stripe-signature"] == headers["Stripe-Signature"]
     assert envelope.provider == "stripe" and envelope.attempt == 0
+    assert envelope.trace_parent == traceparent
 
 
 async def test_sendgrid_batch_becomes_one_envelope_per_event(

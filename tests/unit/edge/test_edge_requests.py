@@ -140,3 +140,22 @@ async def test_health_and_readiness_without_kafka(client: httpx.AsyncClient) -> 
     ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["kafka"] == "unreachable"
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_metrics_count_rejections_by_reason(client: httpx.AsyncClient) -> None:
+    before = (await client.get("/metrics")).text
+    body, headers = signed_sample("stripe", "whsec_wrong")
+    for _ in range(3):
+        await client.post("/webhooks/stripe", content=body, headers=headers)
+    after = (await client.get("/metrics")).text
+    name = "breakwater_edge_rejected_total"
+    labels = {"provider": "stripe", "reason": "bad_signature"}
+    assert metric_value(after, name, **labels) - metric_value(before, name, **labels) == 3
+    assert "breakwater_edge_accept_latency_seconds_bucket" in after

@@ -1,0 +1,191 @@
+"""OpenTelemetry for every Breakwater process: metrics, traces and structured logs, set up once.
+
+Metrics are exported for Prometheus (``/metrics`` on the edge and the worker) and, when
+``telemetry.otlp_endpoint`` is set, over OTLP/HTTP; traces go over OTLP when configured, and are made
+either way, so a webhook's trace id travels from the edge through Kafka (the W3C ``traceparent``
+record header) into dispatch and HTTP destinations. Logs are JSON lines carrying the trace id.
+
+    telemetry = setup_telemetry(settings.telemetry, service="edge")
+    telemetry.edge.accepted.add(1, {"provider": "stripe"})
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+from opentelemetry import metrics, trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+from pythonjsonlogger.json import JsonFormatter
+
+PROPAGATOR = TraceContextTextMapPropagator()
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+
+
+class TelemetrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); none means Prometheus only."""
+    export_interval_seconds: float = Field(default=15.0, gt=0)
+    log_format: Literal["json", "text"] = "json"
+
+
+@dataclass(frozen=True)
+class EdgeMetrics:
+    received: metrics.Counter
+    accepted: metrics.Counter
+    rejected: metrics.Counter
+    accept_latency: metrics.Histogram
+
+
+@dataclass(frozen=True)
+class PipelineMetrics:
+    duplicates: metrics.Counter
+    delivered: metrics.Counter
+    retried: metrics.Counter
+    dead_lettered: metrics.Counter
+    quarantined: metrics.Counter
+    end_to_end_latency: metrics.Histogram
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    tracer: trace.Tracer
+    edge: EdgeMetrics
+    pipeline: PipelineMetrics
+
+
+def _instruments(meter: metrics.Meter) -> tuple[EdgeMetrics, PipelineMetrics]:
+    edge = EdgeMetrics(
+        received=meter.create_counter("breakwater.edge.received", description="webhook requests received"),
+        accepted=meter.create_counter(
+            "breakwater.edge.accepted", description="envelopes acknowledged by Kafka"
+        ),
+        rejected=meter.create_counter("breakwater.edge.rejected", description="requests refused, by reason"),
+        accept_latency=meter.create_histogram(
+            "breakwater.edge.accept_latency",
+            unit="s",
+            description="request arrival to answer, by outcome",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+        ),
+    )
+    pipeline = PipelineMetrics(
+        duplicates=meter.create_counter("breakwater.pipeline.duplicates", description="duplicates dropped"),
+        delivered=meter.create_counter(
+            "breakwater.pipeline.delivered", description="deliveries that succeeded"
+        ),
+        retried=meter.create_counter(
+            "breakwater.pipeline.retried", description="deliveries sent to a retry tier"
+        ),
+        dead_lettered=meter.create_counter("breakwater.pipeline.dead_lettered", description="dead letters"),
+        quarantined=meter.create_counter(
+            "breakwater.pipeline.quarantined", description="records quarantined"
+        ),
+        end_to_end_latency=meter.create_histogram(
+            "breakwater.pipeline.end_to_end_latency",
+            unit="s",
+            description="received at the edge to delivered",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+        ),
+    )
+    return edge, pipeline
+
+
+@cache
+def _providers(service: str, otlp_endpoint: str | None, interval: float) -> Telemetry:
+    """One meter and tracer provider per process: OpenTelemetry's globals can be set only once."""
+    resource = Resource.create({"service.name": f"breakwater-{service}", "service.namespace": "breakwater"})
+    readers: list[MetricReader] = [PrometheusMetricReader()]
+    tracer_provider = TracerProvider(resource=resource)
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = otlp_endpoint.rstrip("/")
+        readers.append(
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics"), export_interval_millis=interval * 1000
+            )
+        )
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces"))
+        )
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    metrics.set_meter_provider(meter_provider)
+    trace.set_tracer_provider(tracer_provider)
+    edge, pipeline = _instruments(meter_provider.get_meter("breakwater"))
+    return Telemetry(tracer=tracer_provider.get_tracer("breakwater"), edge=edge, pipeline=pipeline)
+
+
+def setup_telemetry(settings: TelemetrySettings, service: str) -> Telemetry:
+    """The process's telemetry; the first call decides the service name and exporters."""
+    return _providers(service, settings.otlp_endpoint, settings.export_interval_seconds)
+
+
+def prometheus_text() -> tuple[bytes, str]:
+    """The Prometheus exposition of every metric in this process, and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+class _MappingGetter(Getter[Mapping[str, str]]):
+    def get(self, carrier: Mapping[str, str], key: str) -> list[str] | None:
+        value = carrier.get(key)
+        return [value] if value is not None else None
+
+    def keys(self, carrier: Mapping[str, str]) -> list[str]:
+        return list(carrier)
+
+
+HEADER_GETTER = _MappingGetter()
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the active span (what the edge stores in the envelope)."""
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent")
+
+
+class _TraceContextFilter(logging.Filter):
+    """Adds ``trace_id`` and ``span_id`` of the active span to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = format(context.trace_id, "032x")
+            record.span_id = format(context.span_id, "016x")
+        return True
+
+
+def configure_logging(level: str, log_format: Literal["json", "text"]) -> None:
+    """JSON lines on stderr (or plain text for people at a terminal), with trace ids attached."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_TraceContextFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if level != "DEBUG":  # aiokafka narrates every rebalance and metadata refresh at INFO
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
