@@ -41,6 +41,7 @@ from services.errors import (
 from services.telemetry import (
     HEADER_GETTER,
     PROPAGATOR,
+    child_traceparent,
     current_traceparent,
     prometheus_text,
     setup_telemetry,
@@ -58,7 +59,9 @@ class Edge:
     admission: Admission
     publisher: Publisher
 
-    async def ingest(self, provider: str, request: Request) -> list[WebhookEnvelope]:
+    async def ingest(
+        self, provider: str, request: Request, traceparent: str | None = None
+    ) -> list[WebhookEnvelope]:
         verifier = self.verifiers.get(provider)
         if verifier is None:
             raise UnknownProvider(f"no provider named {provider!r} is configured")
@@ -88,7 +91,7 @@ class Edge:
                 headers=kept,
                 batch_index=event.batch_index,
                 edge_instance=self.settings.edge.instance,
-                trace_parent=current_traceparent(),
+                trace_parent=traceparent,
             )
             for event in events
         ]
@@ -160,33 +163,41 @@ def create_app(
         started = time.perf_counter()
         provider = request.path_params["provider"]
         label = provider if provider in edge.verifiers else "unknown"  # bounded label values
-        measures.received.add(1, {"provider": label})
+        measures.received.add(1, label)
+        if not telemetry.exports_traces:
+            traceparent = child_traceparent(request.headers.get("traceparent"))
+            return await answer(provider, label, request, traceparent, started)
         parent = PROPAGATOR.extract(request.headers, getter=HEADER_GETTER)
         with telemetry.tracer.start_as_current_span(
             "webhook receive", context=parent, kind=SpanKind.SERVER, attributes={"breakwater.provider": label}
         ) as span:
-            try:
-                envelopes = await edge.ingest(provider, request)
-            except RejectedRequest as error:
-                span.set_attribute("breakwater.rejected", error.code)
-                measures.rejected.add(1, {"provider": label, "reason": error.code})
-                measures.accept_latency.record(time.perf_counter() - started, {"outcome": error.code})
-                level = logging.WARNING if error.status >= 500 else logging.INFO
-                details = {"provider": label, "reason": error.code, "detail": error.message}
-                log.log(level, "webhook refused", extra=details)
-                return error_response(error)
-            measures.accepted.add(len(envelopes), {"provider": label})
-            measures.accept_latency.record(time.perf_counter() - started, {"outcome": "accepted"})
-            if log.isEnabledFor(logging.DEBUG):
-                for envelope in envelopes:
-                    ids = {"envelope_id": envelope.id, "event_id": envelope.event_id, "provider": label}
-                    log.debug("webhook accepted", extra=ids)
-        answer = {
-            "status": "accepted",
-            "ids": [e.id for e in envelopes],
-            "event_ids": [e.event_id for e in envelopes],
-        }
-        return JSONResponse(answer, 202)
+            response = await answer(provider, label, request, current_traceparent(), started)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    async def answer(
+        provider: str, label: str, request: Request, traceparent: str | None, started: float
+    ) -> Response:
+        try:
+            envelopes = await edge.ingest(provider, request, traceparent)
+        except RejectedRequest as error:
+            measures.rejected.add(1, label, error.code)
+            measures.accept_latency.record(time.perf_counter() - started, {"outcome": error.code})
+            level = logging.WARNING if error.status >= 500 else logging.INFO
+            log.log(
+                level,
+                "webhook refused",
+                extra={"provider": label, "reason": error.code, "detail": error.message},
+            )
+            return error_response(error)
+        measures.accepted.add(len(envelopes), label)
+        measures.accept_latency.record(time.perf_counter() - started, {"outcome": "accepted"})
+        if log.isEnabledFor(logging.DEBUG):
+            for envelope in envelopes:
+                ids = {"envelope_id": envelope.id, "event_id": envelope.event_id, "provider": label}
+                log.debug("webhook accepted", extra=ids)
+        ids, event_ids = [e.id for e in envelopes], [e.event_id for e in envelopes]
+        return JSONResponse({"status": "accepted", "ids": ids, "event_ids": event_ids}, 202)
 
     async def metrics_endpoint(request: Request) -> Response:
         body, content_type = prometheus_text()
