@@ -82,6 +82,12 @@ class LocalKafka:
     node_id: int = 1
     data: Path | None = None
     log: Path | None = None
+    voters: str | None = None
+    """``id@host:port,...`` of every controller; None means this node alone."""
+    cluster_id: str | None = None
+    """Every node of one cluster is formatted with the same id; None means a fresh one."""
+    replication: int = 1
+    """Replicas of Kafka's internal topics (offsets, transactions): the cluster's size, at most 3."""
 
     @property
     def bootstrap(self) -> str:
@@ -105,10 +111,11 @@ class LocalKafka:
 
     def _properties(self) -> str:
         listeners = f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
+        min_isr = max(1, self.replication - 1)
         settings = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
-            "controller.quorum.voters": f"{self.node_id}@{self.host}:{self.controller_port}",
+            "controller.quorum.voters": self.voters or f"{self.node_id}@{self.host}:{self.controller_port}",
             "listeners": listeners,
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -116,14 +123,16 @@ class LocalKafka:
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "8",
-            # One node: internal topics cannot have more replicas than there are brokers.
-            "offsets.topic.replication.factor": "1",
+            # Internal topics cannot have more replicas than there are brokers.
+            "offsets.topic.replication.factor": str(self.replication),
             "offsets.topic.num.partitions": "8",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": str(self.replication),
+            "transaction.state.log.min.isr": str(min_isr),
             "transaction.state.log.num.partitions": "8",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": str(self.replication),
+            "share.coordinator.state.topic.min.isr": str(min_isr),
+            "default.replication.factor": str(self.replication),
+            "min.insync.replicas": str(min_isr),
             # A single machine has no stragglers to wait for before the first rebalance.
             "group.initial.rebalance.delay.ms": "0",
             # Topics come from the catalogue (breakwater topics ensure) or from Faust, never by accident.
@@ -155,7 +164,7 @@ class LocalKafka:
         self.config_file.write_text(self._properties())
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = _kraft_cluster_id()
+        cluster_id = self.cluster_id or _kraft_cluster_id()
         command = self._java(
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file)
         )
@@ -186,6 +195,11 @@ class LocalKafka:
             raise LocalKafkaError(f"a broker process (pid {self.pid()}) runs but does not answer")
         if broker_answers(self.bootstrap):
             raise LocalKafkaError(f"something else already answers on {self.bootstrap}")
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Spawn the JVM and return at once (a cluster launches every node before any can answer)."""
         self.format_once()
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
@@ -197,10 +211,13 @@ class LocalKafka:
             )
         _SPAWNED[process.pid] = process
         self.pid_file.write_text(str(process.pid))
+
+    def wait_ready(self, timeout: float) -> None:
+        """Return once the broker answers; fail with the log's tail if it dies or stays silent."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise LocalKafkaError(f"broker exited with {process.returncode}:\n{self.log_tail()}")
+            if self.pid() is None:
+                raise LocalKafkaError(f"broker on {self.bootstrap} exited:\n{self.log_tail()}")
             if broker_answers(self.bootstrap, timeout=2.0):
                 return
             time.sleep(0.25)
@@ -239,6 +256,54 @@ class LocalKafka:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no broker log)"
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """Several KRaft nodes on loopback, each broker and controller, sharing one quorum.
+
+    For scale-out tests on one machine: topics with replication factor 3 and ``min.insync.replicas=2``
+    keep accepting writes with one node stopped.
+    """
+
+    nodes: tuple[LocalKafka, ...]
+
+    @classmethod
+    def create(cls, libs: Path, home: Path, size: int = 3, heap: str = "512m") -> LocalCluster:
+        ports = list(free_ports(2 * size))
+        broker_ports, controller_ports = ports[:size], ports[size:]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{controller_ports[i]}" for i in range(size))
+        cluster_id = _kraft_cluster_id()
+        nodes = tuple(
+            LocalKafka(
+                libs=libs,
+                home=home / f"node-{i + 1}",
+                port=broker_ports[i],
+                controller_port=controller_ports[i],
+                heap=heap,
+                node_id=i + 1,
+                voters=voters,
+                cluster_id=cluster_id,
+                replication=min(size, 3),
+            )
+            for i in range(size)
+        )
+        return cls(nodes)
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def start(self, timeout: float = 120.0) -> None:
+        for node in self.nodes:
+            if node.pid() is None:
+                node.launch()
+        for node in self.nodes:
+            node.wait_ready(timeout)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 def _alive(pid: int) -> bool:
