@@ -103,11 +103,12 @@ def dlq_list(
         _print_json(result)
         return
     table = Table(title=f"dead letters ({result['count']})")
-    for column in ("id", "dead at", "provider", "event type", "destination", "error", "state"):
+    table.add_column("id", no_wrap=True)  # ids are copied into show/replay: never fold them
+    for column in ("dead at", "provider", "event type", "destination", "error", "state"):
         table.add_column(column, overflow="fold")
     for item in result["items"]:
         table.add_row(
-            item["id"], item["dead_at"][:19], item["provider"], item["event_type"],
+            item["id"], item["dead_at"][:16].replace("T", " "), item["provider"], item["event_type"],
             item["destination"], item["error_class"], item["state"],
         )  # fmt: skip
     console.print(table)

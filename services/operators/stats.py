@@ -16,6 +16,8 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from schemas.deadletter import QuarantineRecord
@@ -95,7 +97,7 @@ async def consumer_lag(bootstrap: str, queues: list[QueueGroup]) -> list[Partiti
         for queue in queues:
             if not tps[queue.topic]:
                 continue
-            committed = await admin.list_consumer_group_offsets(queue.group, partitions=tps[queue.topic])
+            committed = await _committed(admin, queue.group, tps[queue.topic])
             for tp in tps[queue.topic]:
                 meta = committed.get(tp)
                 offset = meta.offset if meta is not None and meta.offset >= 0 else None
@@ -110,6 +112,24 @@ async def consumer_lag(bootstrap: str, queues: list[QueueGroup]) -> list[Partiti
         await consumer.stop()
         with contextlib.suppress(Exception):
             await admin.close()
+
+
+async def _committed(
+    admin: AIOKafkaAdminClient, group: str, tps: list[TopicPartition], timeout: float = 10.0
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The group's committed offsets; waits out retriable errors (a coordinator still loading)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            found: dict[TopicPartition, OffsetAndMetadata] = await admin.list_consumer_group_offsets(
+                group, partitions=tps
+            )
+            return found
+        except KafkaError as exc:
+            if not exc.retriable or loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.1)  # the broker announces nothing: poll, bounded by the deadline
 
 
 @dataclass

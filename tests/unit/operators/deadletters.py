@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from schemas.deadletter import DeadLetter, dead_letter_id
 from schemas.envelope import DeliveryError, WebhookEnvelope
@@ -75,10 +76,10 @@ def dlq_records(dead: list[DeadLetter]) -> list[FakeRecord]:
     ]
 
 
-def mark_record(offset: int, dead_id: str, state: str | None, by: str = "ops") -> FakeRecord:
-    value = (
-        DlqMark(state=state, by=by, at=BASE, replay_of=dead_id).model_dump_json().encode()  # type: ignore[arg-type]
-        if state
-        else None
-    )
+def mark_record(
+    offset: int, dead_id: str, state: Literal["replayed", "discarded"] | None, by: str = "ops"
+) -> FakeRecord:
+    """A record on the state topic; ``state=None`` is a tombstone."""
+    mark = DlqMark(state=state, by=by, at=BASE, replay_of=dead_id) if state else None
+    value = mark.model_dump_json().encode() if mark else None
     return FakeRecord(0, offset, dead_id.encode(), value)
