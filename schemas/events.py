@@ -7,10 +7,10 @@ Key on Kafka: ``{provider}:{event_id}``, the same key as the envelope.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.envelope import WebhookEnvelope
@@ -46,26 +46,41 @@ def is_json(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-def event_record(envelope: WebhookEnvelope) -> EventRecord:
-    """Normalize ``envelope``; raises :class:`MalformedPayload` when a JSON body does not parse."""
+def _fields(envelope: WebhookEnvelope) -> dict[str, Any]:
+    """EventRecord's fields in declaration order; :class:`MalformedPayload` if a JSON body does not parse."""
     data: Any = None
     raw: bytes | None = envelope.body
     if is_json(envelope.content_type):
         try:
-            data = json.loads(envelope.body)
+            data = pydantic_core.from_json(envelope.body)
         except ValueError as exc:
             raise MalformedPayload(f"body is not valid JSON: {exc}") from exc
         raw = None
-    return EventRecord(
-        id=envelope.id,
-        key=envelope.key,
-        provider=envelope.provider,
-        provider_kind=envelope.provider_kind,
-        event_id=envelope.event_id,
-        event_type=envelope.event_type,
-        received_at=envelope.received_at,
-        occurred_at=envelope.occurred_at,
-        content_type=envelope.content_type,
-        data=data,
-        raw_body=raw,
-    )
+    return {
+        "schema_version": EVENT_SCHEMA_VERSION,
+        "id": envelope.id,
+        "key": envelope.key,
+        "provider": envelope.provider,
+        "provider_kind": envelope.provider_kind,
+        "event_id": envelope.event_id,
+        "event_type": envelope.event_type,
+        "received_at": envelope.received_at,
+        "occurred_at": envelope.occurred_at,
+        "content_type": envelope.content_type,
+        "data": data,
+        "raw_body": raw,
+    }
+
+
+def event_record(envelope: WebhookEnvelope) -> EventRecord:
+    """Normalize ``envelope``; raises :class:`MalformedPayload` when a JSON body does not parse."""
+    return EventRecord.model_validate(_fields(envelope))
+
+
+def event_record_json(envelope: WebhookEnvelope) -> bytes:
+    """The JSON of :func:`event_record`, byte for byte, without building the model.
+
+    The dispatch hot path: the envelope is already validated, and building a model only to serialize
+    it cost more than the rest of dispatch together. ``tests/unit/streams`` checks both agree.
+    """
+    return pydantic_core.to_json(_fields(envelope), bytes_mode="base64")

@@ -15,14 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import RecordMetadata
 from pydantic import ValidationError
 
 from schemas.deadletter import QuarantineRecord
 from schemas.envelope import WebhookEnvelope
 from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
 from streams.dedup_store import PartitionStore
-from streams.eos import Batch, Out, Outcome, Record
+from streams.eos_types import Batch, Out, Outcome, Record
 from streams.metrics import Metrics
 from streams.topics import PipelineTopics
 
@@ -97,15 +96,17 @@ class DedupHandler:
             store = self.stores[tp.partition]
             for record in records:
                 outcome.records.extend(self.one(store, record))
+            store.flush()
         return outcome
 
     def one(self, store: PartitionStore, record: Record) -> list[Out]:
         """The outputs of one inbound record (none for a duplicate)."""
+        source = TopicPartition(record.topic, record.partition)
         try:
             envelope = self._check(record)
         except Quarantined as bad:
             self._metrics[f"dedup.quarantined.{bad.reason}"] += 1
-            return [self._quarantine(record, bad)]
+            return [self._quarantine(record, bad, source)]
         key = record.key or b""
         entry = store.first_sighting(key, record.timestamp, record.offset, self._window_ms)
         if entry is None:
@@ -113,7 +114,7 @@ class DedupHandler:
             return []
         self._metrics["dedup.new"] += 1
         return [
-            Out(self._topics.ready(envelope.provider), key, record.value, record.headers),
+            Out(self._topics.ready(envelope.provider), key, record.value, record.headers, follow=source),
             Out(self._topics.dedup_changelog, key, entry.encode(), partition=record.partition),
         ]
 
@@ -135,7 +136,7 @@ class DedupHandler:
             raise Quarantined("unknown_provider", f"provider {envelope.provider!r} is not configured")
         return envelope
 
-    def _quarantine(self, record: Record, bad: Quarantined) -> Out:
+    def _quarantine(self, record: Record, bad: Quarantined, source: TopicPartition) -> Out:
         quarantined = QuarantineRecord(
             reason=bad.reason,  # type: ignore[arg-type]  # one of the Literal reasons raised above
             detail=bad.detail,
@@ -147,7 +148,7 @@ class DedupHandler:
             value=record.value,
             headers={name: raw.decode("utf-8", "replace") for name, raw in record.headers},
         )
-        return Out(self._topics.quarantine, record.key, quarantined.model_dump_json().encode())
+        return Out(self._topics.quarantine, record.key, quarantined.model_dump_json().encode(), follow=source)
 
     def maintain(self) -> list[Out]:
         """Tombstones for keys first seen before the window; at most every ``expiry_interval``."""
@@ -163,11 +164,11 @@ class DedupHandler:
         self._metrics["dedup.expired"] += len(tombstones)
         return tombstones
 
-    def on_committed(self, sent: list[tuple[Out, RecordMetadata]]) -> None:
+    def on_committed(self, last_offsets: dict[TopicPartition, int]) -> None:
         changelog = self._topics.dedup_changelog
-        for out, meta in sent:
-            if out.topic == changelog and meta.partition in self.stores:
-                self.stores[meta.partition].set_checkpoint(meta.offset)
+        for tp, offset in last_offsets.items():
+            if tp.topic == changelog and tp.partition in self.stores:
+                self.stores[tp.partition].set_checkpoint(offset)
 
     def on_aborted(self) -> None:
         """Nothing to undo: entries remember their offset, so re-reading it counts as first (module doc)."""

@@ -48,8 +48,11 @@ class PartitionStore:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = Rdict(str(path), options=Options(raw_mode=True))
+        self._batch = WriteBatch(raw_mode=True)
+        self._staged: dict[bytes, bytes] = {}
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
 
     @property
@@ -63,20 +66,33 @@ class PartitionStore:
             self._db.put(_CHECKPOINT, b"%d" % offset)
 
     def get(self, key: bytes) -> Entry | None:
-        raw = self._db.get(b"k" + key)
+        raw = self._staged.get(key) if self._staged else None
+        raw = raw or self._db.get(b"k" + key)
         return None if raw is None else Entry.decode(raw)
 
     def first_sighting(self, key: bytes, timestamp_ms: int, offset: int, window_ms: int) -> Entry | None:
-        """The entry to record if this is the first sighting within the window, else ``None``."""
+        """The entry to record if this is the first sighting within the window, else ``None``.
+
+        The new entry is staged; :meth:`flush` writes every staged entry in one RocksDB write batch.
+        """
         entry = self.get(key)
         if entry is not None and entry.offset != offset and timestamp_ms - entry.first_seen_ms < window_ms:
             return None
         new = Entry(timestamp_ms, offset)
-        self.apply(key, new.encode())
+        encoded = new.encode()
+        self._staged[key] = encoded
+        self._batch.put(b"k" + key, encoded)
+        self._batch.put(b"t" + _TS.pack(timestamp_ms) + key, b"")
         return new
 
+    def flush(self) -> None:
+        if self._staged:
+            self._db.write(self._batch)
+            self._batch = WriteBatch(raw_mode=True)
+            self._staged = {}
+
     def apply(self, key: bytes, value: bytes | None) -> None:
-        """Put or (``None``) delete one key, keeping the time index in step."""
+        """Put or (``None``) delete one key from the changelog, keeping the time index in step."""
         batch = WriteBatch(raw_mode=True)
         if value is None:
             batch.delete(b"k" + key)

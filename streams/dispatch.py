@@ -14,18 +14,17 @@ import logging
 from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
-from aiokafka.structs import RecordMetadata
 from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
 
 from schemas.deadletter import DeadLetter, dead_letter_id
 from schemas.envelope import DeliveryError, WebhookEnvelope
-from schemas.events import MalformedPayload, event_record
+from schemas.events import MalformedPayload, event_record_json
 from schemas.retry import RetryRecord
 from services.config import Destination, HttpDestination, KafkaDestination, PipelineSettings
 from services.errors import BreakwaterError
 from streams.destinations import Deliverer, PermanentDelivery
-from streams.eos import Batch, Out, Outcome, Record
+from streams.eos_types import Batch, Out, Outcome, Record
 from streams.metrics import Metrics
 from streams.policy import RetryPolicy, failures_at
 from streams.routing import Router
@@ -71,7 +70,7 @@ class DispatchHandler:
     def maintain(self) -> list[Out]:
         return []
 
-    def on_committed(self, sent: list[tuple[Out, RecordMetadata]]) -> None:
+    def on_committed(self, last_offsets: dict[TopicPartition, int]) -> None:
         return None
 
     def on_aborted(self) -> None:
@@ -80,21 +79,23 @@ class DispatchHandler:
     async def handle(self, batch: Batch) -> Outcome:
         outcome = Outcome()
         slow = []
-        for records in batch.values():
+        for tp, records in batch.items():
             for record in records:
-                if (targets := self._targets(record, outcome)) is None:
+                if (targets := self._targets(record, outcome, tp)) is None:
                     continue
                 envelope, names = targets
                 if self._fast(names):
                     for name in names:
-                        outcome.records.append(self._to_kafka(envelope, name))
+                        outcome.records.append(self._to_kafka(envelope, name, tp))
                 else:
-                    slow.append(self._dispatch(envelope, names))
+                    slow.append(self._dispatch(envelope, names, tp))
         for outs in await asyncio.gather(*slow):
             outcome.records.extend(outs)
         return outcome
 
-    def _targets(self, record: Record, outcome: Outcome) -> tuple[WebhookEnvelope, tuple[str, ...]] | None:
+    def _targets(
+        self, record: Record, outcome: Outcome, tp: TopicPartition
+    ) -> tuple[WebhookEnvelope, tuple[str, ...]] | None:
         try:
             envelope = WebhookEnvelope.model_validate_json(record.value or b"")
         except ValidationError as exc:  # only a trusted stage writes here; keep it visible, not fatal
@@ -110,7 +111,7 @@ class DispatchHandler:
         unknown = [name for name in names if name not in self._destinations]
         for name in unknown:  # a retry for a destination removed from the configuration
             error = PermanentDelivery("unknown_destination", f"destination {name!r} is not configured")
-            outcome.records.append(self._failed(envelope, name, error))
+            outcome.records.append(self._failed(envelope, name, error, tp))
         return envelope, tuple(name for name in names if name in self._destinations)
 
     def _fast(self, names: tuple[str, ...]) -> bool:
@@ -119,17 +120,19 @@ class DispatchHandler:
             for name in names
         )
 
-    async def _dispatch(self, envelope: WebhookEnvelope, names: tuple[str, ...]) -> list[Out]:
+    async def _dispatch(
+        self, envelope: WebhookEnvelope, names: tuple[str, ...], tp: TopicPartition
+    ) -> list[Out]:
         outs = []
         for name in names:
             destination = self._destinations[name]
             lane = self._lanes[name]
             if isinstance(destination, KafkaDestination):
                 async with lane.slot(self._provider_bucket):
-                    outs.append(self._to_kafka(envelope, name))
+                    outs.append(self._to_kafka(envelope, name, tp))
                 continue
             if (wait := lane.blocked_for()) > destination.max_inline_wait_seconds:
-                outs.append(self._park(envelope, name, wait))
+                outs.append(self._park(envelope, name, wait, tp))
                 continue
             try:
                 async with lane.slot(self._provider_bucket):
@@ -138,30 +141,32 @@ class DispatchHandler:
                 retry_after = getattr(exc, "retry_after", None)
                 if retry_after is not None:
                     lane.cool_down(retry_after)
-                outs.append(self._failed(envelope, name, exc))
+                outs.append(self._failed(envelope, name, exc, tp))
             else:
                 self._metrics[f"dispatch.delivered.{name}"] += 1
         return outs
 
-    def _to_kafka(self, envelope: WebhookEnvelope, name: str) -> Out:
+    def _to_kafka(self, envelope: WebhookEnvelope, name: str, tp: TopicPartition) -> Out:
         destination = self._destinations[name]
         assert isinstance(destination, KafkaDestination)
         try:
-            record = event_record(envelope)
+            record = event_record_json(envelope)
         except MalformedPayload as exc:
-            return self._failed(envelope, name, PermanentDelivery("malformed_payload", str(exc)))
+            return self._failed(envelope, name, PermanentDelivery("malformed_payload", str(exc)), tp)
         self._metrics[f"dispatch.delivered.{name}"] += 1
         topic = self._topics.name(destination.topic)
-        return Out(topic, envelope.key.encode(), record.model_dump_json().encode())
+        return Out(topic, envelope.key.encode(), record, follow=tp)
 
-    def _park(self, envelope: WebhookEnvelope, name: str, wait: float) -> Out:
+    def _park(self, envelope: WebhookEnvelope, name: str, wait: float, tp: TopicPartition) -> Out:
         """The destination is cooling down for longer than we wait in line: wait in a tier, no attempt."""
         self._metrics[f"dispatch.parked.{name}"] += 1
         tier, not_before = self._policy.schedule(1, datetime.now(UTC), retry_after=wait)
         retry = RetryRecord(tier=tier, not_before=not_before, destination=name, envelope=envelope)
-        return Out(self._topics.retry(tier), envelope.key.encode(), retry.model_dump_json().encode())
+        return Out(
+            self._topics.retry(tier), envelope.key.encode(), retry.model_dump_json().encode(), follow=tp
+        )
 
-    def _failed(self, envelope: WebhookEnvelope, name: str, exc: BreakwaterError) -> Out:
+    def _failed(self, envelope: WebhookEnvelope, name: str, exc: BreakwaterError, tp: TopicPartition) -> Out:
         now = datetime.now(UTC)
         error = DeliveryError(
             at=now,
@@ -183,7 +188,7 @@ class DispatchHandler:
             retry_after = getattr(exc, "retry_after", None)
             tier, not_before = self._policy.schedule(failures_at(failed, name), now, retry_after)
             retry = RetryRecord(tier=tier, not_before=not_before, destination=name, envelope=failed)
-            return Out(self._topics.retry(tier), key, retry.model_dump_json().encode())
+            return Out(self._topics.retry(tier), key, retry.model_dump_json().encode(), follow=tp)
         self._metrics[f"dispatch.dead.{name}"] += 1
         dead = DeadLetter(
             id=dead_letter_id(envelope.id, name, failed.attempt),
@@ -194,4 +199,4 @@ class DispatchHandler:
             history=failed.errors,
             envelope=failed,
         )
-        return Out(self._topics.dlq, key, dead.model_dump_json().encode())
+        return Out(self._topics.dlq, key, dead.model_dump_json().encode(), follow=tp)

@@ -13,12 +13,11 @@ import logging
 from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
-from aiokafka.structs import RecordMetadata
 from pydantic import ValidationError
 
 from schemas.retry import RetryRecord
 from streams.dispatch import DESTINATION_HEADER
-from streams.eos import Batch, Out, Outcome
+from streams.eos_types import Batch, Out, Outcome
 from streams.metrics import Metrics
 from streams.topics import PipelineTopics
 
@@ -42,7 +41,7 @@ class RetryHandler:
     def maintain(self) -> list[Out]:
         return []
 
-    def on_committed(self, sent: list[tuple[Out, RecordMetadata]]) -> None:
+    def on_committed(self, last_offsets: dict[TopicPartition, int]) -> None:
         return None
 
     def on_aborted(self) -> None:
@@ -75,6 +74,7 @@ class RetryHandler:
                         record.key,
                         envelope.model_dump_json().encode(),
                         ((DESTINATION_HEADER, retry.destination.encode()),),
+                        follow=tp,
                     )
                 )
         return outcome

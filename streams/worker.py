@@ -15,6 +15,7 @@ import contextlib
 import logging
 import random
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -143,7 +144,17 @@ def run_worker(settings: BreakwaterSettings) -> None:
             loop.add_signal_handler(signum, stop.set)
         await serve(settings, stop)
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(main())
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (it is, with uvicorn[standard]): aiokafka spends much of its time in the loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a platform without uvloop runs on asyncio's loop
+        return None
+    return uvloop.new_event_loop
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aiokafka.structs import RecordMetadata
+from aiokafka import TopicPartition
 
 from schemas.deadletter import QuarantineRecord
 from tests.support.pipeline import envelope
@@ -111,7 +111,10 @@ async def test_expired_keys_leave_rocksdb_and_are_tombstoned(tmp_path: Path) -> 
 
 async def test_committed_changelog_offsets_become_the_restore_checkpoint(tmp_path: Path) -> None:
     handler, _ = dedup_handler(tmp_path, Clock())
-    outcome = await handler.handle({INBOUND: [signed(envelope("stripe", "evt_1"))]})
-    meta = [RecordMetadata(out.topic, out.partition or 0, None, 17, -1, 0, -1) for out in outcome.records]
-    handler.on_committed(list(zip(outcome.records, meta, strict=True)))
+    await handler.handle({INBOUND: [signed(envelope("stripe", "evt_1"))]})
+    handler.on_committed(
+        {TopicPartition(TOPICS.dedup_changelog, 0): 17, TopicPartition(TOPICS.ready("stripe"), 0): 99}
+    )
     assert handler.stores[0].checkpoint == 17
+    handler.on_committed({TopicPartition(TOPICS.dedup_changelog, 0): 12})
+    assert handler.stores[0].checkpoint == 17  # never backwards

@@ -1,0 +1,164 @@
+"""Pipeline throughput (dedup → dispatch to a Kafka destination, exactly once) next to a raw aiokafka
+transactional consume→produce loop over the same records, and the worker's peak RSS draining a backlog.
+
+    .venv/bin/python -m benchmarks.bench_pipeline [--events 1000000] [--duplicates 0.1]
+
+A local broker is started for the run unless BREAKWATER_KAFKA__BOOTSTRAP names one. The backlog is
+produced first; then the raw loop copies it inbound → output in transactions of ``--batch`` records;
+then one worker subprocess drains it through dedup and dispatch. Rates count from the first committed
+progress to the last (group join and start-up are excluded, the same for both). Prints figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas.topics import TopicSpec
+from services.kafka.admin import ensure_topics
+from tests.conftest import start_local_broker
+from tests.support.pipeline import (
+    WorkerProcess,
+    create_topics,
+    envelope,
+    pipeline_config,
+    produce,
+    settings_of,
+)
+
+
+async def committed(admin: AIOKafkaAdminClient, group: str) -> int:
+    offsets = await admin.list_consumer_group_offsets(group)
+    return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
+
+
+async def raw_loop(bootstrap: str, source: str, target: str, total: int, batch: int) -> float:
+    """Events/s of the plainest exactly-once copy: getmany → send all → send offsets → commit."""
+    group = f"raw-{uuid.uuid4().hex[:8]}"
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        max_poll_records=batch,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=group, linger_ms=5, max_batch_size=256 * 1024
+    )
+    await consumer.start()
+    await producer.start()
+    done, started = 0, 0.0
+    try:
+        while done < total:
+            batches = await consumer.getmany(timeout_ms=500, max_records=batch)
+            if not batches:
+                continue
+            started = started or time.perf_counter()
+            async with producer.transaction():
+                for records in batches.values():
+                    for record in records:
+                        await producer.send(target, record.value, key=record.key, headers=list(record.headers))
+                offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+                await producer.send_offsets_to_transaction(offsets, group)
+            done += sum(len(records) for records in batches.values())
+        return done / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def pipeline(config: dict[str, object], unique: int, total: int, workdir: Path) -> tuple[float, float]:
+    """Events/s through one worker subprocess, and its peak RSS in MB."""
+    settings = settings_of(config)
+    app = settings.pipeline.app_id
+    worker = WorkerProcess(config, "bench", workdir / "worker.log")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.servers)
+    await admin.start()
+    worker.start()
+    assert worker.proc is not None
+    started, rss = 0.0, 0.0
+    try:
+        while True:
+            await asyncio.sleep(0.25)
+            if not worker.alive():
+                raise RuntimeError(f"the worker died; see {worker.log}")
+            rss = peak_rss_mb(worker.proc.pid)
+            inbound = await committed(admin, f"{app}-dedup")
+            dispatched = sum([await committed(admin, f"{app}-dispatch-{p}") for p in ("stripe", "github")])
+            if inbound and not started:
+                started = time.perf_counter()
+            # committed offsets include one transaction marker per committed batch: ">=" is on purpose
+            if inbound >= total and dispatched >= unique:
+                return unique / (time.perf_counter() - started), rss
+    finally:
+        worker.stop()
+        await admin.close()
+
+
+async def run(bootstrap: str, events: int, duplicates: float, batch: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    name = f"bench{uuid.uuid4().hex[:6]}"
+    config = pipeline_config(bootstrap, name, workdir / "state", batch_max_records=batch)
+    config["topics"] = {"partitions": 4}
+    settings = settings_of(config)
+    topics = await create_topics(settings)
+    rng = random.Random(1)
+    unique = int(events * (1 - duplicates))
+    ids = [(rng.choice(["stripe", "github"]), f"evt_{i}") for i in range(unique)]
+    ids += rng.choices(ids, k=events - unique)
+    started = time.perf_counter()
+    for start in range(0, events, 100_000):
+        await produce(settings, (envelope(p, e) for p, e in ids[start : start + 100_000]))
+    print(f"backlog: {events:,} signed envelopes ({unique:,} unique) in {time.perf_counter() - started:.1f}s")
+
+    await ensure_topics(bootstrap, [TopicSpec(topics.name("bench.raw"), 4, 1)])
+    raw = await raw_loop(bootstrap, topics.inbound, topics.name("bench.raw"), events, batch)
+    print(f"raw aiokafka transactional copy : {raw:9,.0f} events/s")
+    rate, rss = await pipeline(config, unique, events, workdir)
+    inbound_rate = rate * events / unique
+    print(
+        f"pipeline dedup → dispatch (EOS) : {rate:9,.0f} unique events/s delivered "
+        f"({inbound_rate:,.0f} inbound records/s)"
+    )
+    print(f"ratio pipeline / raw            : {inbound_rate / raw:9.0%} (inbound records/s over raw copy)")
+    print(f"worker peak RSS draining backlog: {rss:9.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--duplicates", type=float, default=0.1)
+    parser.add_argument("--batch", type=int, default=2000)
+    args = parser.parse_args()
+    bootstrap = os.environ.get("BREAKWATER_KAFKA__BOOTSTRAP")
+    if bootstrap:
+        asyncio.run(run(bootstrap, args.events, args.duplicates, args.batch))
+        return
+    broker = start_local_broker(Path(tempfile.mkdtemp(prefix="bench-kafka-")))
+    try:
+        asyncio.run(run(broker.bootstrap, args.events, args.duplicates, args.batch))
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The types a transactional loop and its handlers share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+Headers = Sequence[tuple[str, bytes]]
+Record = ConsumerRecord[bytes, bytes]
+Batch = Mapping[TopicPartition, list[Record]]
+
+
+@dataclass(frozen=True, slots=True)
+class Out:
+    """One record to produce inside the batch's transaction."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+    partition: int | None = None
+    follow: TopicPartition | None = None
+    """The source partition; used when the target has as many partitions (see streams.batching)."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a handler made of a batch.
+
+    ``stop_at`` names partitions not consumed to the end of the batch (next offset to read); the loop
+    commits that offset, seeks back to it and keeps the partition paused until ``resume_at`` (loop time).
+    """
+
+    records: list[Out] = field(default_factory=list)
+    stop_at: dict[TopicPartition, int] = field(default_factory=dict)
+    resume_at: dict[TopicPartition, float] = field(default_factory=dict)
+
+
+class Handler(Protocol):
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None: ...
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None: ...
+
+    async def handle(self, batch: Batch) -> Outcome: ...
+
+    def maintain(self) -> list[Out]:
+        """Housekeeping records (e.g. expiry tombstones) to add to the next transaction."""
+        ...
+
+    def on_committed(self, last_offsets: dict[TopicPartition, int]) -> None:
+        """The transaction committed; ``last_offsets`` is the last offset written to each partition."""
+        ...
+
+    def on_aborted(self) -> None: ...
