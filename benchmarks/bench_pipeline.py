@@ -15,17 +15,18 @@ import argparse
 import asyncio
 import os
 import random
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.topics import TopicSpec
 from services.kafka.admin import ensure_topics
+from streams.eos import PRODUCER_RETRY_BACKOFF_MS
 from tests.conftest import start_local_broker
 from tests.support.pipeline import (
     WorkerProcess,
@@ -54,8 +55,12 @@ async def raw_loop(bootstrap: str, source: str, target: str, total: int, batch: 
         auto_offset_reset="earliest",
         max_poll_records=batch,
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, transactional_id=group, linger_ms=5, max_batch_size=256 * 1024
+    producer = AIOKafkaProducer(  # the worker's producer settings, so only the work differs
+        bootstrap_servers=bootstrap,
+        transactional_id=group,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        retry_backoff_ms=PRODUCER_RETRY_BACKOFF_MS,
     )
     await consumer.start()
     await producer.start()
@@ -69,7 +74,8 @@ async def raw_loop(bootstrap: str, source: str, target: str, total: int, batch: 
             async with producer.transaction():
                 for records in batches.values():
                     for record in records:
-                        await producer.send(target, record.value, key=record.key, headers=list(record.headers))
+                        headers = list(record.headers)
+                        await producer.send(target, record.value, key=record.key, headers=headers)
                 offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
                 await producer.send_offsets_to_transaction(offsets, group)
             done += sum(len(records) for records in batches.values())
@@ -150,15 +156,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2000)
     args = parser.parse_args()
     bootstrap = os.environ.get("BREAKWATER_KAFKA__BOOTSTRAP")
-    if bootstrap:
-        asyncio.run(run(bootstrap, args.events, args.duplicates, args.batch))
-        return
-    broker = start_local_broker(Path(tempfile.mkdtemp(prefix="bench-kafka-")))
+    broker = None if bootstrap else start_local_broker(Path(tempfile.mkdtemp(prefix="bench-kafka-")))
     try:
-        asyncio.run(run(broker.bootstrap, args.events, args.duplicates, args.batch))
+        # the same event loop as the worker's (uvloop), so only the work differs
+        uvloop.run(run(bootstrap or broker.bootstrap, args.events, args.duplicates, args.batch))  # type: ignore[union-attr]
     finally:
-        broker.stop()
+        if broker is not None:
+            broker.stop()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.envelope import WebhookEnvelope
 
-EVENT_SCHEMA_VERSION = 1
+EVENT_SCHEMA_VERSION: Literal[1] = 1
 
 
 class MalformedPayload(ValueError):

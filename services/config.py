@@ -192,6 +192,10 @@ def _default_tiers() -> list[RetryTier]:
     ]
 
 
+def _default_destinations() -> dict[str, Destination]:
+    return {"events": KafkaDestination()}
+
+
 class PipelineSettings(_Section):
     """The stream workers: dedup window, routes and destinations, shaping, retry tiers, attempts."""
 
@@ -208,7 +212,7 @@ class PipelineSettings(_Section):
     retry_jitter: float = Field(default=0.2, ge=0, lt=1)
     """``not_before`` is the tier delay times a random factor in ``[1 - jitter, 1 + jitter]``."""
     max_attempts: int = Field(default=8, ge=1)
-    destinations: dict[str, Destination] = Field(default_factory=lambda: {"events": KafkaDestination()})
+    destinations: dict[str, Destination] = Field(default_factory=lambda: _default_destinations())
     routes: list[Route] = Field(default_factory=lambda: [Route(destinations=["events"])], min_length=1)
     provider_rates: dict[str, RateLimit] = Field(default_factory=dict)
     """Pacing per provider, across all its destinations; absent means unpaced."""

@@ -48,13 +48,13 @@ class BatchSender:
 
     def partition(self, out: Out) -> int:
         if out.partition is not None:
-            return out.partition
+            return int(out.partition)
         count = self._counts[out.topic]
         if out.follow is not None and self._counts[out.follow.topic] == count:
-            return out.follow.partition
+            return int(out.follow.partition)
         if out.key is None:
             return random.randrange(count)
-        return (murmur2(out.key) & 0x7FFFFFFF) % count  # the Java client's default partitioner
+        return int(murmur2(out.key) & 0x7FFFFFFF) % count  # the Java client's default partitioner
 
     async def send(self, outputs: list[Out]) -> list[_Pending]:
         """Queue every output in the open transaction; the futures settle when it commits."""

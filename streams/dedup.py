@@ -138,7 +138,7 @@ class DedupHandler:
 
     def _quarantine(self, record: Record, bad: Quarantined, source: TopicPartition) -> Out:
         quarantined = QuarantineRecord(
-            reason=bad.reason,  # type: ignore[arg-type]  # one of the Literal reasons raised above
+            reason=bad.reason,
             detail=bad.detail,
             quarantined_at=datetime.now(UTC),
             source_topic=record.topic,

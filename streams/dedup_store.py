@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,13 +102,21 @@ class PartitionStore:
             batch.put(b"t" + _TS.pack(Entry.decode(value).first_seen_ms) + key, b"")
         self._db.write(batch)
 
+    def _keys(self, prefix: bytes) -> Iterator[bytes]:
+        """Keys starting with ``prefix``, in order (raw mode: always bytes; rocksdict's hints say more)."""
+        for key in self._db.keys(from_key=prefix):
+            assert isinstance(key, bytes)
+            if not key.startswith(prefix):
+                return
+            yield key
+
     def expire(self, cutoff_ms: int, limit: int) -> list[bytes]:
         """Delete up to ``limit`` keys first seen before ``cutoff_ms``; return them for tombstoning."""
         expired: list[bytes] = []
         batch = WriteBatch(raw_mode=True)
         stale_index = 0
-        for index_key in self._db.keys(from_key=b"t"):
-            if not index_key.startswith(b"t") or len(expired) >= limit:
+        for index_key in self._keys(b"t"):
+            if len(expired) >= limit:
                 break
             ts = _TS.unpack_from(index_key, 1)[0]
             if ts >= cutoff_ms:
@@ -125,7 +134,7 @@ class PartitionStore:
         return expired
 
     def count(self) -> int:
-        return sum(1 for key in self._db.keys(from_key=b"k") if key.startswith(b"k"))
+        return sum(1 for _ in self._keys(b"k"))
 
     async def restore(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
         """Apply the changelog partition ``tp`` after the checkpoint up to its stable end; return records."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-Headers = Sequence[tuple[str, bytes]]
-Record = ConsumerRecord[bytes, bytes]
-Batch = Mapping[TopicPartition, list[Record]]
+Headers: TypeAlias = Sequence[tuple[str, bytes]]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Batch: TypeAlias = Mapping[TopicPartition, list[Record]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,11 @@ async def test_kill_nine_at_random_moments_keeps_exactly_the_unique_set(
             while len(kills) < 6:
                 # a random moment after the worker made progress again (so each kill lands mid-run)
                 target = len(events.records) + rng.randint(500, 4000)
-                await events.until(lambda r, t=target: len(r.records) >= t, 90, "progress before a kill")
+
+                def progressed(reader: CommittedReader, target: int = target) -> bool:
+                    return len(reader.records) >= target
+
+                await events.until(progressed, 90, "progress before a kill")
                 await asyncio.sleep(rng.uniform(0, 0.5))
                 worker.kill()
                 kills.append(len(events.records))

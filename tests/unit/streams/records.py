@@ -45,7 +45,7 @@ def record(
 
 def signed(envelope: WebhookEnvelope, **kwargs: int) -> ConsumerRecord[bytes, bytes]:
     key, value, headers = encode_envelope(envelope, SIGNER)
-    return record(value, key=key, headers=headers, **kwargs)  # type: ignore[arg-type]
+    return record(value, key=key, headers=headers, **kwargs)
 
 
 class Clock:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from pydantic import BaseModel
 
 from schemas.deadletter import DeadLetter
 from schemas.envelope import WebhookEnvelope
@@ -77,9 +78,11 @@ async def run(dispatch: DispatchHandler, *records: ConsumerRecord[bytes, bytes])
     outcome = await dispatch.handle({READY_TP: list(records)})
     parsed: list[tuple[str, object]] = []
     for out in outcome.records:
-        model = {TOPICS.dlq: DeadLetter, TOPICS.name("webhooks.events"): EventRecord}.get(
-            out.topic, RetryRecord
-        )
+        models: dict[str, type[BaseModel]] = {
+            TOPICS.dlq: DeadLetter,
+            TOPICS.name("webhooks.events"): EventRecord,
+        }
+        model = models.get(out.topic, RetryRecord)
         parsed.append((out.topic, model.model_validate_json(out.value or b"")))
     return parsed
 
