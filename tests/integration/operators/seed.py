@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -50,8 +51,11 @@ class Seeded:
         return await read_snapshot(self.settings.kafka.servers, topic)
 
 
-async def seed(bootstrap: str, name: str, dead: list[DeadLetter] | None = None) -> Seeded:
-    """Create the prefixed catalogue (2 partitions each) and put ``dead`` (default: the corpus) on the DLQ."""
+async def seed(bootstrap: str, name: str, dead: list[DeadLetter] | None = None, **pipeline: Any) -> Seeded:
+    """Create the prefixed catalogue (2 partitions each) and put ``dead`` (default: the corpus) on the DLQ.
+
+    ``pipeline`` overrides settings of the pipeline section (destinations, routes, state_dir...).
+    """
     settings = load_settings(
         environment="test",
         kafka={"bootstrap": bootstrap},
@@ -61,6 +65,7 @@ async def seed(bootstrap: str, name: str, dead: list[DeadLetter] | None = None) 
             "app_id": name,
             "topic_prefix": f"{name}.",
             "retry_tiers": [{"name": "t1", "delay_seconds": 1}],
+            **pipeline,
         },
     )
     prefix = settings.pipeline.topic_prefix
