@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -58,6 +59,9 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except (FilterError, AmbiguousId) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
+    except (KafkaError, TimeoutError) as exc:
+        typer.secho(f"error: Kafka did not answer ({type(exc).__name__}: {exc})", fg="red", err=True)
+        raise typer.Exit(1) from None
 
 
 def _ops(ctx: typer.Context) -> Operators:

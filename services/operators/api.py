@@ -21,9 +21,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -38,6 +40,7 @@ from services.operators.service import Operators
 
 __all__ = ["app_from_env", "create_operator_app"]
 
+log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 _FILTER_FIELDS = ("provider", "event_type", "error_class", "destination", "since", "until", "state", "limit")
 
@@ -67,6 +70,9 @@ def _guard(token: bytes | None, endpoint: Endpoint) -> Endpoint:
             return _error(400, str(exc))
         except AmbiguousId as exc:
             return _error(409, str(exc))
+        except (KafkaError, TimeoutError):
+            log.exception("operator request %s %s failed on Kafka", request.method, request.url.path)
+            return _error(503, "kafka unavailable")
 
     return guarded
 

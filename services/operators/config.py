@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.secrets import Secret
 
 __all__ = ["OperatorSettings"]
 
@@ -11,12 +13,12 @@ class OperatorSettings(BaseModel):
     """Where the operator API listens and the bearer token it demands.
 
     No token means every protected route answers 401: an API that replays events must never be open
-    by omission.
+    by omission. The token is a secret reference like every other (``env:NAME``, ``file:PATH``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    token: SecretStr | None = None
+    token: Secret | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
     scan_limit: int = Field(default=200_000, ge=1)
