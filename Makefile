@@ -8,7 +8,7 @@ CONFIG ?= deploy/local/breakwater.toml
 BW := $(BIN)/breakwater --config $(CONFIG)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars run test test-unit test-integration test-chaos lint schemas bench bench-edge bench-outbound clean
+.PHONY: help venv kafka-jars run test test-unit test-integration test-chaos test-scale lint schemas bench bench-edge bench-outbound clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test-integration: venv kafka-jars ## Integration tests on a real broker
 
 test-chaos: venv kafka-jars ## Kill-and-restart tests on a real broker
 	$(BIN)/pytest tests/chaos
+
+test-scale: venv kafka-jars ## Scale-out: three brokers, two edges, several workers; a broker or worker lost mid-storm
+	$(BIN)/pytest tests/scale -m scale
 
 lint: venv ## ruff and mypy --strict
 	$(BIN)/ruff check .

@@ -140,6 +140,9 @@ class EdgeSettings(_Section):
     """Envelopes waiting for acknowledgement at once; past this the edge answers 503 (bounded memory)."""
     retry_after_seconds: int = Field(default=5, ge=1)
     linger_ms: int = Field(default=2, ge=0)
+    keep_alive_seconds: int = Field(default=75, ge=1)
+    """Idle keep-alive connections live this long: longer than a load balancer's or a provider's idle
+    timeout, so the server never closes a connection the client is about to reuse."""
 
 
 class KafkaDestination(_Section):

@@ -79,6 +79,7 @@ def edge(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        timeout_keep_alive=settings.edge.keep_alive_seconds,
         log_level=settings.log_level.lower(),
         log_config=None,  # keep the JSON logging configured above
     )

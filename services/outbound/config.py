@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from services.config import Secret
+from services.secrets import Secret
 
 RetryStrategy = Literal["exponential", "linear", "polynomial", "fibonacci", "decorrelated_jitter"]
 ErrorKind = Literal["connect", "timeout", "network"]

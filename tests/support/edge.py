@@ -64,7 +64,14 @@ async def running_edge(settings: BreakwaterSettings, topic: str) -> AsyncIterato
     )
     app = create_app(settings, producer=producer)
     (port,) = free_ports(1)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=settings.edge.keep_alive_seconds,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     await until(lambda: server.started or task.done(), timeout=10, what="uvicorn to listen")
