@@ -16,6 +16,12 @@ Why not faust's own ``processing_guarantee="exactly_once"``: reading faust-strea
 * Table writes reach RocksDB before the transaction commits; after ``kill -9`` the local store holds
   keys whose outputs were aborted, so a re-read event looks like a duplicate and is lost.
 
+Tried on this repository's broker: a minimal faust app (``processing_guarantee="exactly_once"``,
+``store="rocksdb://"``, one agent that checks a Table and sends to an output topic) committed 3,000 of
+20,000 records in 80 s with no fault at all (``producer buffer full`` throttling), and with ``kill -9``
+its ``ProducerBuffer`` crashed with ``IllegalOperation("Can't send messages while not in transaction")``
+(table changelog writes sent outside the transaction, as #177 reports) and the agent stopped.
+
 Patching those in place means replacing faust's consumer commit path, its producer routing and its
 table recovery; this module is the thin layer that does the one thing needed, the way Kafka's own
 transactional examples do: for each fetched batch, hold a lock, process, produce every output, add the
