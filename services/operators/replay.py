@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
 
 from schemas.envelope import DeliveryError
 from schemas.signing import EnvelopeSigner
@@ -176,6 +176,8 @@ class DlqActions:
                     report.skipped.append(entry.id)
                 else:
                     todo.append(entry)
+            if action == "replay":
+                todo = await self._with_ready_topic(producer, todo, report)
             if progress and report.skipped:
                 progress(len(report.skipped))
             for start in range(0, len(todo), self._chunk):
@@ -191,6 +193,21 @@ class DlqActions:
         finally:
             await producer.stop()
         return report
+
+    async def _with_ready_topic(
+        self, producer: AIOKafkaProducer, todo: list[DlqEntry], report: ActionReport
+    ) -> list[DlqEntry]:
+        """Entries whose ready topic exists; a send to a missing one would block until it times out."""
+        cluster = await producer.client.fetch_all_metadata()
+        kept = []
+        for entry in todo:
+            topic = self._topics.ready(entry.dead.envelope.provider)
+            if cluster.partitions_for_topic(topic):
+                kept.append(entry)
+            else:
+                provider = entry.dead.envelope.provider
+                report.failed.append((entry.id, f"no topic {topic}: is provider {provider!r} configured?"))
+        return kept
 
     async def _current_marks(self) -> dict[str, DlqMark | None]:
         """Every committed mark, unbounded: a missed mark would mean a second re-delivery."""
@@ -221,7 +238,7 @@ class DlqActions:
                     await producer.send(
                         self._topics.dlq_state, mark.model_dump_json().encode(), key=entry.id.encode()
                     )
-        except ProducerFenced:
+        except (ProducerFenced, IllegalOperation):  # another replayer started: its run decides
             return "fenced by another replayer; run again"
         except KafkaError as exc:
             log.error("%s of %d dead letters failed: %s", action, len(chunk), exc)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 
 from schemas.envelope import WebhookEnvelope
 from services.operators.filters import DlqFilter, parse_time
 from services.operators.marks import DlqMark
 from services.operators.replay import DESTINATION_HEADER, REPLAY_OF_HEADER, REPLAYED_BY_HEADER
-from tests.integration.operators.seed import Seeded
-from tests.unit.operators.deadletters import BASE
+from tests.integration.operators.seed import Seeded, seed
+from tests.unit.operators.deadletters import BASE, dead_letter
 
 
 async def ids(seeded: Seeded, **filters: str) -> set[str]:
@@ -89,6 +90,7 @@ async def test_two_replayers_at_once_still_deliver_once(seeded: Seeded) -> None:
     assert len(chosen.entries) == 4
     first, second = await asyncio.gather(ops.replay(chosen, by="a"), ops.replay(chosen, by="b"))
     assert len(first.done) + len(second.done) == 4
+    assert all("fenced" in reason for _, reason in first.failed + second.failed)
     assert len((await seeded.read(ops.topics.ready("github"))).records) == 4
     assert len((await ops.select(DlqFilter(provider="github", state="replayed"))).entries) == 4
 
@@ -122,3 +124,14 @@ async def test_show_returns_the_whole_record(seeded: Seeded) -> None:
     assert len(detail["history"]) == 3 and detail["final_error"]["error_class"] == "http_500"
     assert detail["key"] == target.envelope.key
     assert await seeded.ops.show("no-such-id") is None
+
+
+async def test_a_provider_without_a_ready_topic_fails_alone(
+    kafka_bootstrap: str, unique: Callable[[str], str]
+) -> None:
+    world = await seed(kafka_bootstrap, unique("gone"), [dead_letter("retired", 1), dead_letter("stripe", 2)])
+    report = await world.ops.replay(await world.ops.select(DlqFilter(error_class="http_500")), by="ops")
+    assert report.done == [world.dead[1].id]
+    assert [(i, "no topic" in reason) for i, reason in report.failed] == [(world.dead[0].id, True)]
+    assert len((await world.read(world.ops.topics.ready("stripe"))).records) == 1
+    assert (await world.ops.listing(DlqFilter(provider="retired")))["items"][0]["state"] == "dead"
