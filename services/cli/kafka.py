@@ -59,6 +59,11 @@ def kafka_start(ctx: typer.Context) -> None:
     settings = ctx.obj.settings
     if _external(settings):
         return
+    start_local_broker(settings)
+
+
+def start_local_broker(settings: BreakwaterSettings) -> LocalKafka:
+    """Start (or find running) the configured local broker; a failure ends the command with exit 1."""
     broker = local_broker(settings)
     try:
         broker.start(timeout=settings.kafka.local.start_timeout_seconds)
@@ -66,6 +71,7 @@ def kafka_start(ctx: typer.Context) -> None:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"Kafka {settings.kafka.local.version} answers on {broker.bootstrap} (pid {broker.pid()})")
+    return broker
 
 
 @kafka_app.command("stop")

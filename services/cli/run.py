@@ -17,9 +17,8 @@ from typing import Annotated
 
 import typer
 
-from services.cli.kafka import local_broker
+from services.cli.kafka import start_local_broker
 from services.kafka.admin import ensure_topics
-from services.kafka.local import LocalKafkaError
 
 
 def _child(command: str, config: Path | None) -> subprocess.Popen[bytes]:
@@ -38,13 +37,7 @@ def up(
     settings = ctx.obj.settings
     broker = None
     if not settings.kafka.bootstrap:
-        broker = local_broker(settings)
-        try:
-            broker.start(timeout=settings.kafka.local.start_timeout_seconds)
-        except LocalKafkaError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
-        typer.echo(f"Kafka answers on {broker.bootstrap}")
+        broker = start_local_broker(settings)
     result = asyncio.run(ensure_topics(settings.kafka.servers, settings.topic_catalogue()))
     typer.echo(f"topics: {len(result.created)} created, {len(result.present) + len(result.grown)} present")
 
