@@ -39,6 +39,7 @@ from pydantic_settings import (
 )
 
 from schemas.topics import TopicSpec, topic_catalogue
+from services.operators.config import OperatorSettings
 from services.outbound.config import APISettings
 from services.reliability.config import ServiceSettings
 from services.reliability.graph import validate_dependency_graph
@@ -263,6 +264,7 @@ class BreakwaterSettings(BaseSettings):
     """Third-party and internal APIs called through the outbound client (services/outbound)."""
     services: dict[str, ServiceSettings] = Field(default_factory=dict)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    operators: OperatorSettings = Field(default_factory=OperatorSettings)
     """Services with criticality, dependencies, SLA, health checks and fallbacks (services/reliability)."""
 
     @field_validator("providers")

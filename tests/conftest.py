@@ -15,17 +15,31 @@ from pathlib import Path
 import pytest
 
 from services.config import LocalKafkaSettings
-from services.kafka.local import LocalKafka, fetch_jars, free_ports
+from services.kafka.local import LocalKafka, LocalKafkaError, fetch_jars, free_ports
 
 
-def start_local_broker(home: Path) -> LocalKafka:
-    """A fresh single-node broker on free ports under ``home`` (tests own its whole life)."""
+def start_local_broker(home: Path, attempts: int = 3) -> LocalKafka:
+    """A fresh single-node broker on free ports under ``home`` (tests own its whole life).
+
+    A port the OS called free can be taken by another process before the JVM binds it; then the
+    broker exits at once and the next attempt takes other ports.
+    """
     defaults = LocalKafkaSettings()
     libs = fetch_jars(defaults.version, defaults.cache_dir)
-    port, controller_port = free_ports(2)
-    broker = LocalKafka(libs=libs, home=home, port=port, controller_port=controller_port, heap="768m")
-    broker.start(timeout=defaults.start_timeout_seconds)
-    return broker
+    for attempt in range(1, attempts + 1):
+        port, controller_port = free_ports(2)
+        node_home = home / f"attempt-{attempt}"
+        broker = LocalKafka(
+            libs=libs, home=node_home, port=port, controller_port=controller_port, heap="768m"
+        )
+        try:
+            broker.start(timeout=defaults.start_timeout_seconds)
+            return broker
+        except LocalKafkaError:
+            broker.kill()
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")

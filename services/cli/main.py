@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from services.cli.dlq import dlq_app, operators_app, stats
 from services.cli.kafka import kafka_app, topics_app
 from services.cli.run import up
 from services.cli.sample import sample
@@ -31,6 +32,9 @@ app.add_typer(topics_app, name="topics")
 app.command("up")(up)
 app.command("sample")(sample)
 app.add_typer(services_app, name="services")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(operators_app, name="operators")
+app.command("stats")(stats)
 
 schemas_app = typer.Typer(help="The committed JSON Schema files for every record type.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")

@@ -59,6 +59,11 @@ def test_every_command_has_help() -> None:
         ["sample"],
         ["schemas", "check"],
         ["services", "report"],
+        ["dlq", "list"],
+        ["dlq", "replay"],
+        ["dlq", "discard"],
+        ["operators", "serve"],
+        ["stats"],
     ):
         result = runner.invoke(app, [*args, "--help"])
         assert result.exit_code == 0, (args, result.output)
