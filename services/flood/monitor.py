@@ -1,0 +1,102 @@
+"""Samples the pipeline once a second while the flood runs: consumer lag and each process's RSS.
+
+Lag is read the way operators read it (:func:`services.operators.stats.consumer_lag`), so the peak in
+the report is the number an operator would have seen. RSS comes from psutil when it is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.errors import KafkaError
+
+from services.operators.stats import consumer_lag
+from services.operators.topics import QueueGroup
+
+log = logging.getLogger(__name__)
+
+try:
+    import psutil  # type: ignore[import-untyped,unused-ignore]  # stubs: types-psutil
+except ImportError:  # pragma: no cover - RSS is optional; the report says "n/a"
+    psutil = None
+
+
+@dataclass
+class Sample:
+    at: float
+    lag: int | None
+    lag_by_group: dict[str, int]
+    rss: dict[str, int]
+
+
+@dataclass
+class Monitor:
+    """Call :meth:`run` as a task; ``samples`` grows until ``stop`` is set."""
+
+    bootstrap: str
+    queues: list[QueueGroup]
+    pids: Callable[[], dict[str, int]]
+    interval: float = 1.0
+    samples: list[Sample] = field(default_factory=list)
+    last_lag: int | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            started = loop.time()
+            self.samples.append(await self.sample())
+            remaining = self.interval - (loop.time() - started)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, remaining))
+
+    async def sample(self) -> Sample:
+        lag: int | None = None
+        by_group: dict[str, int] = {}
+        try:
+            for row in await consumer_lag(self.bootstrap, self.queues):
+                by_group[row.group] = by_group.get(row.group, 0) + row.lag
+            lag = sum(by_group.values())
+        except (KafkaError, OSError, TimeoutError) as exc:  # a busy broker: a gap, not a failure
+            log.debug("lag sample failed: %s", exc)
+        self.last_lag = lag
+        return Sample(time.time(), lag, by_group, rss_of(self.pids()))
+
+    def peak_lag(self) -> int | None:
+        values = [s.lag for s in self.samples if s.lag is not None]
+        return max(values) if values else None
+
+    def peak_rss(self) -> dict[str, int] | None:
+        if psutil is None:
+            return None
+        peaks: dict[str, int] = {}
+        for sample in self.samples:
+            for name, rss in sample.rss.items():
+                peaks[name] = max(peaks.get(name, 0), rss)
+        return peaks
+
+    def as_json(self) -> list[dict[str, Any]]:
+        return [
+            {"at": s.at, "lag": s.lag, "lag_by_group": s.lag_by_group, "rss": s.rss} for s in self.samples
+        ]
+
+
+def rss_of(pids: dict[str, int]) -> dict[str, int]:
+    """Resident bytes per named process (with its children, e.g. uvicorn's); empty without psutil."""
+    if psutil is None:
+        return {}
+    found: dict[str, int] = {}
+    for name, pid in pids.items():
+        try:
+            process = psutil.Process(pid)
+            total = process.memory_info().rss
+            total += sum(child.memory_info().rss for child in process.children(recursive=True))
+        except psutil.Error:
+            continue
+        found[name] = total
+    return found

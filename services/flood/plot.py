@@ -1,0 +1,43 @@
+"""A PNG of the flood over time: accepted and delivered a second, and consumer lag.
+
+matplotlib is optional (``pip install matplotlib``); without it the report says no plot was drawn.
+The Agg backend draws without a display, which CI machines and SSH sessions do not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def draw(timeline: Sequence[Mapping[str, Any]], path: Path, title: str = "breakwater flood") -> Path | None:
+    """Write the plot to ``path``; None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    seconds = [row["second"] for row in timeline]
+    figure, rates = plt.subplots(figsize=(10, 5))
+    rates.plot(seconds, [row["accepted"] for row in timeline], label="accepted /s", color="tab:blue")
+    rates.plot(seconds, [row["delivered"] for row in timeline], label="delivered /s", color="tab:green")
+    rates.set_xlabel("seconds since the flood started")
+    rates.set_ylabel("webhooks a second")
+    lag_axis = rates.twinx()
+    lagged = [(row["second"], row["lag"]) for row in timeline if row["lag"] is not None]
+    lag_axis.plot(
+        [s for s, _ in lagged], [v for _, v in lagged], label="consumer lag", color="tab:red", linestyle="--"
+    )
+    lag_axis.set_ylabel("consumer lag (records)")
+    handles = rates.get_legend_handles_labels()
+    lag_handles = lag_axis.get_legend_handles_labels()
+    rates.legend(handles[0] + lag_handles[0], handles[1] + lag_handles[1], loc="upper right")
+    rates.set_title(title)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
