@@ -25,9 +25,10 @@ its ``ProducerBuffer`` crashed with ``IllegalOperation("Can't send messages whil
 Patching those in place means replacing faust's consumer commit path, its producer routing and its
 table recovery; this module is the thin layer that does the one thing needed, the way Kafka's own
 transactional examples do: for each fetched batch, hold a lock, process, produce every output, add the
-batch's offsets with ``send_offsets_to_transaction`` and commit, all in one transaction. A rebalance
-waits for the lock, so no batch straddles a change of assignment, and a batch fetched under an older
-assignment is dropped unprocessed (the consumer re-reads it from the committed offset).
+batch's offsets with ``send_offsets_to_transaction`` and commit, all in one transaction (the next batch
+is processed while this one commits, but its transaction begins only after). A rebalance waits for the
+lock and the commit in flight, so no batch straddles a change of assignment, and a batch fetched under
+an older assignment is given back unprocessed (the consumer re-reads it from the committed offset).
 
 The transactional id is stable per worker slot and role (``{app}-{role}-{worker_id}``): a worker
 restarted in the same slot fences its dead predecessor and aborts its open transaction at once. Without
@@ -72,6 +73,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._loop.lock:  # the batch in flight commits first
+            await self._loop.settle()
             self._loop.generation += 1
             await self._loop.handler.on_revoked(set(revoked))
 
@@ -118,6 +120,7 @@ class TransactionalLoop:
             transaction_timeout_ms=config.transaction_timeout_ms,
         )
         self._sender = BatchSender(self._producer)
+        self._inflight: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._producer.start()
@@ -127,18 +130,29 @@ class TransactionalLoop:
             try:
                 while not stop.is_set():
                     await self._step()
+                await self.settle()
             finally:
                 await self._consumer.stop()
                 await self.handler.on_revoked(set())
         finally:
             await self._producer.stop()
 
+    async def settle(self) -> None:
+        """Wait until the transaction in flight committed (raises if it failed)."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
     async def _step(self) -> None:
+        """Fetch and process the next batch while the previous batch's transaction commits.
+
+        Processing overlaps the previous commit's round trips; the new transaction only begins once
+        the previous one committed, so transactions stay strictly one after another.
+        """
         generation = self.generation
         batch = await self._consumer.getmany(
             timeout_ms=self.config.fetch_timeout_ms, max_records=self.config.max_records
         )
-        log.debug("%s fetched %s", self.config.name, {tp.partition: len(r) for tp, r in batch.items()})
         async with self.lock:
             if generation != self.generation:
                 self._rewind(batch)
@@ -149,12 +163,15 @@ class TransactionalLoop:
             outcome = await self.handler.handle(batch) if batch else Outcome()
             offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
             offsets.update(outcome.stop_at)
-            await self._commit(housekeeping + outcome.records, offsets)
             for tp, offset in outcome.stop_at.items():
                 self._consumer.seek(tp, offset)
             for tp, when in outcome.resume_at.items():
                 self._pause(tp, when)
-            log.debug("%s committed %s", self.config.name, offsets)
+            await self.settle()
+            outputs = housekeeping + outcome.records
+            self._inflight = asyncio.create_task(
+                self._commit(outputs, offsets), name=f"{self.config.name}-commit"
+            )
             self.batches += 1
             self.records += sum(len(records) for records in batch.values())
 
