@@ -136,7 +136,7 @@ class Generator:
         try:
             for index in tickets:
                 due = start + phase.send_offset(index)
-                if due >= end:
+                if due >= end or loop.time() >= end:  # bounded in time even when behind schedule
                     return
                 if (wait := due - loop.time()) > 0:
                     await asyncio.sleep(wait)  # pacing: the schedule, not a condition

@@ -8,6 +8,7 @@ would only measure how long a queue of a hundred thousand takes to drain.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
@@ -93,7 +94,9 @@ class Scenario:
         return names
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON types (lists, not tuples), as the report file and the load generator read it."""
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self)))
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Scenario:

@@ -1,0 +1,44 @@
+"""A small flood end to end on the run's broker: every request answered, every webhook accounted for."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from services.flood.report import REQUIRED_FIELDS
+from services.flood.runner import FloodOptions, run_flood
+from services.flood.scenario import default_scenario
+
+pytestmark = pytest.mark.kafka
+
+
+def test_small_flood_accounts_for_every_webhook(kafka_bootstrap: str, tmp_path: Path) -> None:
+    scenario = default_scenario(scale=0.02, duration=9, drain=20, connections=16)
+    report_path = tmp_path / "flood-report.json"
+    options = FloodOptions(scenario, report_path, bootstrap=kafka_bootstrap, show_progress=False)
+
+    with (tmp_path / "console.txt").open("w") as console:
+        report = run_flood(options, Console(file=console))
+
+    assert json.loads(report_path.read_text()) == report
+    assert set(REQUIRED_FIELDS) <= set(report)
+    requests = report["requests"]
+    assert requests["dropped"] == 0
+    assert sum(requests["statuses"].values()) == requests["sent"] >= 300
+    assert set(requests["statuses"]) <= {"202", "401", "429", "503"}
+    assert report["accounting"]["passed"], json.dumps(report["accounting"], indent=2)
+    accepted = report["accepted"]
+    assert accepted["unique"] > 0 and report["delivered"]["events"] == accepted["unique"]
+    assert report["duplicates_dropped"] >= accepted["responses"] - accepted["unique"]
+    stale = report["requests"]["by_kind"].get("stale", {})
+    assert stale.get("202", 0) == 0  # hours-late resends are refused...
+    assert (
+        report["rejected_by_reason"].get("401 stale_timestamp", 0) == stale.get("401", 0) > 0
+    )  # ...as stale
+    assert report["edge_latency_ms"]["p99"] is not None and report["end_to_end_latency_ms"]["p50"] is not None
+    assert report["peak_consumer_lag"] is not None
+    assert {"edge", "worker", "simulator"} <= set(report["peak_rss_mb"] or {})
+    assert report["plot"] and Path(report["plot"]).is_file()
