@@ -45,8 +45,9 @@ def flood(
 ) -> None:
     """Flood a fresh edge and worker with signed webhooks, then report and check the accounting.
 
-    Normal traffic, then a 100x flood; 20% duplicates (some hours late, refused as stale); HTTP
-    destinations that rate-limit, fail 40% and slow to 2 s. Exits 1 when the accounting check fails.
+    Normal traffic, then a 100x flood. 20% of requests are provider resends (a quarter of them hours
+    late, refused as stale). HTTP destinations rate-limit (100/min), fail 40%, and slow to 2 s.
+    Exits 1 when the accounting check fails.
     """
     console = Console(stderr=True)
     scenario = default_scenario(

@@ -65,7 +65,7 @@ class LoadResult:
     accepted: dict[str, str] = field(default_factory=dict)
     sent_keys: set[str] = field(default_factory=set)
     accepted_at: list[float] = field(default_factory=list)
-    phases: dict[str, int] = field(default_factory=dict)
+    phases: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def record(self, hook: Webhook, status: int, body: bytes, latency: float, at: float) -> None:
         code = str(status)
@@ -120,11 +120,17 @@ class Generator:
         for phase in self.scenario.phases:
             self.phase = phase.name
             tickets = iter(range(phase.planned))
-            before = self.result.sent
+            before, began = self.result.sent, loop.time()
             await asyncio.gather(
                 *(self._connection(phase, start, tickets) for _ in range(self.scenario.connections))
             )
-            self.result.phases[phase.name] = self.result.sent - before
+            sent, seconds = self.result.sent - before, max(1e-3, loop.time() - began)
+            self.result.phases[phase.name] = {
+                "planned": phase.planned,
+                "sent": sent,
+                "target_rate": phase.rate,
+                "achieved_rate": round(sent / seconds, 1),
+            }
             start += phase.seconds
         self.phase = "done"
         return self.result

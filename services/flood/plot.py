@@ -11,8 +11,13 @@ from pathlib import Path
 from typing import Any
 
 
-def draw(timeline: Sequence[Mapping[str, Any]], path: Path, title: str = "breakwater flood") -> Path | None:
-    """Write the plot to ``path``; None when matplotlib is not installed."""
+def draw(
+    timeline: Sequence[Mapping[str, Any]],
+    path: Path,
+    title: str = "breakwater flood",
+    marks: Mapping[str, float] | None = None,
+) -> Path | None:
+    """Write the plot to ``path`` (``marks``: label → second, e.g. where each phase ends)."""
     try:
         import matplotlib
 
@@ -24,7 +29,10 @@ def draw(timeline: Sequence[Mapping[str, Any]], path: Path, title: str = "breakw
     figure, rates = plt.subplots(figsize=(10, 5))
     rates.plot(seconds, [row["accepted"] for row in timeline], label="accepted /s", color="tab:blue")
     rates.plot(seconds, [row["delivered"] for row in timeline], label="delivered /s", color="tab:green")
-    rates.set_xlabel("seconds since the flood started")
+    for label, second in (marks or {}).items():
+        rates.axvline(second, color="grey", linestyle=":", linewidth=1)
+        rates.annotate(label, (second, 0), xytext=(3, 3), textcoords="offset points", color="grey")
+    rates.set_xlabel("seconds since sending started")
     rates.set_ylabel("webhooks a second")
     lag_axis = rates.twinx()
     lagged = [(row["second"], row["lag"]) for row in timeline if row["lag"] is not None]

@@ -108,6 +108,14 @@ def summary_table(report: Mapping[str, Any]) -> Table:
     edge, e2e = report["edge_latency_ms"], report["end_to_end_latency_ms"]
     rows = [
         ("requests sent", f"{_fmt(requests['sent'])} in {_fmt(report['seconds']['send'])} s"),
+        *(
+            (
+                f"  {name}",
+                f"{_fmt(p['sent'])} of {_fmt(p['planned'])} planned;"
+                f" {_fmt(p['achieved_rate'])}/s of {_fmt(p['target_rate'])}/s target",
+            )
+            for name, p in requests.get("by_phase", {}).items()
+        ),
         ("answered by status", _fmt(requests["statuses"])),
         ("dropped connections", _fmt(requests["dropped"])),
         (
@@ -120,6 +128,10 @@ def summary_table(report: Mapping[str, Any]) -> Table:
         ("retried by tier", _fmt(report["retried_by_tier"])),
         ("dead-lettered", _fmt(report["dead_lettered"])),
         ("quarantined", _fmt(report["quarantined"])),
+        *(
+            (f"  {dest} answered", _fmt(statuses))
+            for dest, statuses in sorted(report.get("simulator_statuses", {}).items())
+        ),
         ("edge latency p50 / p99", f"{_fmt(edge['p50'])} / {_fmt(edge['p99'])} ms"),
         ("end-to-end p50 / p99", f"{_fmt(e2e['p50'])} / {_fmt(e2e['p99'])} ms"),
     ]

@@ -229,6 +229,11 @@ def build_report(
 
 def _plot(report: dict[str, Any], report_path: Path) -> str | None:
     with contextlib.suppress(ValueError):  # a timeline too short to draw is not worth failing for
-        drawn = draw(report["timeline"], report_path.with_suffix(".png"))
+        marks, at = {}, 0.0
+        for phase in report["scenario"]["phases"]:
+            marks[f"{phase['name']} starts"] = at
+            at += phase["seconds"]
+        marks["drain starts"] = report["seconds"]["send"]
+        drawn = draw(report["timeline"], report_path.with_suffix(".png"), marks=marks)
         return str(drawn) if drawn else None
     return None

@@ -111,7 +111,7 @@ class Scenario:
 DEFAULT_EVENT_TYPES = {
     "stripe": {"payment_intent.succeeded": 0.85, "invoice.payment_failed": 0.15},
     "github": {"issues": 0.9, "release": 0.1},
-    "shopify": {"orders/create": 0.97, "refunds/create": 0.03},
+    "shopify": {"orders/create": 0.93, "refunds/create": 0.07},
     "standard": {"invoice.paid": 1.0},
 }
 

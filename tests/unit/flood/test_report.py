@@ -53,7 +53,12 @@ def sample_report() -> dict[str, Any]:
     return {
         "scenario": {},
         "seconds": {"send": 30.0, "drain": 5.0},
-        "requests": {"sent": 3, "statuses": {"202": 2, "401": 1}, "dropped": 0},
+        "requests": {
+            "sent": 3,
+            "statuses": {"202": 2, "401": 1},
+            "dropped": 0,
+            "by_phase": {"flood": {"planned": 5, "sent": 3, "target_rate": 500.0, "achieved_rate": 300.0}},
+        },
         "accepted": {"responses": 2, "unique": 1},
         "rejected_by_reason": {"401 stale_timestamp": 1},
         "delivered": {"events": 1},
@@ -76,7 +81,14 @@ def test_summary_table_shows_every_headline_figure_and_the_verdict() -> None:
     out = io.StringIO()
     Console(file=out, width=200).print(summary_table(json.loads(json.dumps(report))))
     text = out.getvalue()
-    for label in ("401 stale_timestamp 1", "duplicates dropped", "3.0 / 9.0 ms", "edge 80", "PASS"):
+    for label in (
+        "3 of 5 planned; 300.0/s of 500.0/s target",
+        "401 stale_timestamp 1",
+        "duplicates dropped",
+        "3.0 / 9.0 ms",
+        "edge 80",
+        "PASS",
+    ):
         assert label in text
     assert "routed 1 = delivered 1 + dead 0 + quarantined 0 + in flight 0" in text
 
