@@ -145,13 +145,28 @@ def start_broker(home: Path, attempts: int = 2) -> LocalKafka:
             libs=libs, home=home / f"kafka-{attempt}", port=port, controller_port=controller_port, heap="768m"
         )
         try:
-            broker.start(timeout=defaults.start_timeout_seconds)
+            broker.launch()
+            _until_visible(broker)
+            broker.wait_ready(defaults.start_timeout_seconds)
             return broker
         except LocalKafkaError:
             _kill_pid_file(broker.pid_file)  # never leave a half-started JVM behind
             if attempt == attempts:
                 raise
     raise AssertionError("unreachable")
+
+
+def _until_visible(broker: LocalKafka, timeout: float = 10.0) -> None:
+    """Wait until ``broker.pid()`` sees the JVM.
+
+    Right after launch ``/proc/<pid>/cmdline`` can briefly lack ``kafka.Kafka`` (the java launcher
+    may re-exec itself), and ``wait_ready`` would then report a live broker as exited.
+    """
+    deadline = time.monotonic() + timeout
+    while broker.pid() is None:
+        if time.monotonic() > deadline:
+            raise LocalKafkaError(f"broker on {broker.bootstrap} exited:\n{broker.log_tail()}")
+        time.sleep(0.05)  # /proc announces nothing; bounded by the deadline
 
 
 def _kill_pid_file(pid_file: Path) -> None:
