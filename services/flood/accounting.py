@@ -60,7 +60,7 @@ class Accounting:
     destinations: list[DestinationAccount]
     dropped: int
     unexpected: dict[str, int] = field(default_factory=dict)
-    """Answers other than 202/401/429/503, by status."""
+    """Answers other than 202/429/503 and 401 ``stale_timestamp`` to a late resend, by kind."""
     stored_unacknowledged: int = 0
     """Keys never answered 202 that still reached Kafka (a 503 whose write landed later): allowed."""
 
@@ -84,6 +84,8 @@ def account(
     *,
     exactly_once: frozenset[str] = frozenset({"events"}),
     statuses: Mapping[str, int] | None = None,
+    rejected: Mapping[str, int] | None = None,
+    by_kind: Mapping[str, Mapping[str, int]] | None = None,
     dropped: int = 0,
 ) -> Accounting:
     """Classify every accepted key at every destination it is routed to, and count each class."""
@@ -129,6 +131,19 @@ def account(
                 exactly_once=name in exactly_once,
             )
         )
-    unexpected = {s: n for s, n in (statuses or {}).items() if s not in ALLOWED_STATUSES and n}
+    unexpected = _unexpected(statuses or {}, rejected or {}, by_kind or {})
     unacknowledged = len((stored - accepted) & observed.sent)
     return Accounting(rows, dropped, unexpected, unacknowledged)
+
+
+def _unexpected(
+    statuses: Mapping[str, int], rejected: Mapping[str, int], by_kind: Mapping[str, Mapping[str, int]]
+) -> dict[str, int]:
+    """Answers the flood must not get: other statuses, 401s for any reason but a stale timestamp,
+    a 401 to a fresh send, or a 202 to a resend hours late (the edge's freshness check failed)."""
+    found = {status: n for status, n in statuses.items() if status not in ALLOWED_STATUSES and n}
+    found |= {r: n for r, n in rejected.items() if r.startswith("401 ") and r != "401 stale_timestamp" and n}
+    found |= {f"401 to {kind}": c["401"] for kind, c in by_kind.items() if kind != "stale" and c.get("401")}
+    if stale_accepted := by_kind.get("stale", {}).get("202", 0):
+        found["202 to stale"] = stale_accepted
+    return found

@@ -189,6 +189,8 @@ def build_report(
         ),
         scenario.routed,
         statuses=load["statuses"],
+        rejected=load["rejected"],
+        by_kind=load["by_kind"],
         dropped=load["dropped"],
     )
     peak_rss = monitor.peak_rss()

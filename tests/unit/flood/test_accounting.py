@@ -79,3 +79,14 @@ def test_a_503_whose_write_landed_later_is_stored_unacknowledged_not_phantom() -
     }
     result = account(observed(delivered=delivered), routed)
     assert result.stored_unacknowledged == 1 and result.passed
+
+
+def test_a_refusal_other_than_stale_or_a_stale_acceptance_fails_the_check() -> None:
+    bad_signature = account(observed(), routed, statuses={"401": 1}, rejected={"401 bad_signature": 1})
+    assert bad_signature.unexpected == {"401 bad_signature": 1} and not bad_signature.passed
+    fresh_refused = account(observed(), routed, by_kind={"new": {"202": 3, "401": 1}})
+    assert fresh_refused.unexpected == {"401 to new": 1}
+    stale_taken = account(observed(), routed, by_kind={"stale": {"202": 2, "401": 5}})
+    assert stale_taken.unexpected == {"202 to stale": 2} and not stale_taken.passed
+    fine = account(observed(), routed, rejected={"401 stale_timestamp": 5}, by_kind={"stale": {"401": 5}})
+    assert fine.passed
