@@ -45,9 +45,11 @@ def flood(
 ) -> None:
     """Flood a fresh edge and worker with signed webhooks, then report and check the accounting.
 
-    Normal traffic, then a 100x flood. 20% of requests are provider resends (a quarter of them hours
-    late, refused as stale). HTTP destinations rate-limit (100/min), fail 40%, and slow to 2 s.
-    Exits 1 when the accounting check fails.
+    Normal traffic, then a 100x flood; 20% provider resends, a quarter of them hours late (refused).
+
+    HTTP destinations rate-limit at 100/min, fail 40% with 500s, and slow to 2 s.
+
+    Exits 1 when the accounting check fails (a webhook lost, delivered twice, or a dropped connection).
     """
     console = Console(stderr=True)
     scenario = default_scenario(

@@ -47,7 +47,10 @@ class Collected:
     simulator_statuses: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def forget(self, key: str) -> None:
-        """Leave one key out of every figure (the readiness probe)."""
+        """Leave one key out of every figure (the readiness probe: consumed once, passed dedup once)."""
+        if key in self.delivered.get("events", {}):
+            self.inbound_consumed -= 1
+            self.passed_dedup -= 1
         for counts in self.delivered.values():
             counts.pop(key, None)
         for dest, rows in self.delivered_at.items():

@@ -141,20 +141,25 @@ async def _send(
     task = progress.add_task("sending", total=scenario.planned, status="")
     flooding = False
     assert child.stdout is not None
-    async for line in child.stdout:
-        update = json.loads(line)
-        if update["phase"] == "flood" and not flooding:
-            flooding = True
-            async with httpx.AsyncClient() as client:
-                await client.post(f"{stack.sim_url}/_sim/phase/flood")
-        status = (
-            f"{update['phase']} · accepted {update['accepted']:,} · dropped {update['dropped']}"
-            f" · lag {monitor.last_lag if monitor.last_lag is not None else '…'}"
-        )
-        progress.update(task, completed=update["sent"], status=status)
-    if await child.wait() != 0:
-        raise RuntimeError(f"the load generator exited with {child.returncode}")
-    extra.pop("loadgen", None)
+    try:
+        async for line in child.stdout:
+            update = json.loads(line)
+            if update["phase"] == "flood" and not flooding:
+                flooding = True
+                async with httpx.AsyncClient() as client:
+                    await client.post(f"{stack.sim_url}/_sim/phase/flood")
+            status = (
+                f"{update['phase']} · accepted {update['accepted']:,} · dropped {update['dropped']}"
+                f" · lag {monitor.last_lag if monitor.last_lag is not None else '…'}"
+            )
+            progress.update(task, completed=update["sent"], status=status)
+        if await child.wait() != 0:
+            raise RuntimeError(f"the load generator exited with {child.returncode}")
+    finally:
+        extra.pop("loadgen", None)
+        if child.returncode is None:  # interrupted: the generator must not outlive the flood
+            child.kill()
+            await child.wait()
     result: dict[str, Any] = json.loads(out.read_text())
     if stack.probe_key:  # the readiness probe was sent too, by the flood itself
         result["sent_keys"].append(stack.probe_key)
@@ -210,6 +215,11 @@ def build_report(
         "delivered": {dest: len(keys) for dest, keys in sorted(seen.delivered.items())},
         "deliveries": {dest: sum(keys.values()) for dest, keys in sorted(seen.delivered.items())},
         "duplicates_dropped": seen.duplicates_dropped,
+        "dedup": {
+            "inbound_consumed": seen.inbound_consumed,
+            "passed": seen.passed_dedup,
+            "dropped": seen.duplicates_dropped,
+        },
         "retried_by_tier": dict(seen.retried),
         "retried_by_destination": dict(seen.retried_by_destination),
         "dead_lettered": {dest: len(keys) for dest, keys in sorted(seen.dead.items())},

@@ -33,6 +33,8 @@ def test_small_flood_accounts_for_every_webhook(kafka_bootstrap: str, tmp_path: 
     accepted = report["accepted"]
     assert accepted["unique"] > 0 and report["delivered"]["events"] == accepted["unique"]
     assert report["duplicates_dropped"] >= accepted["responses"] - accepted["unique"]
+    unacknowledged = report["accounting"]["stored_unacknowledged"]
+    assert report["dedup"]["passed"] == accepted["unique"] + unacknowledged  # counted in = counted out
     stale = report["requests"]["by_kind"].get("stale", {})
     assert stale.get("202", 0) == 0  # hours-late resends are refused...
     assert (
