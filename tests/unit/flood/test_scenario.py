@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from services.config import load_settings
 from services.flood.scenario import Phase, Scenario, default_scenario
 from services.flood.tomlgen import dumps
 from services.flood.traffic import Traffic, sign
@@ -92,3 +93,8 @@ def test_generated_toml_is_read_back_by_the_settings_model(tmp_path: Path) -> No
 
     config = pipeline_config(default_scenario(), "127.0.0.1:9", 8001, 8002, tmp_path)
     assert tomllib.loads(dumps(config)) == config
+    (tmp_path / "flood.toml").write_text(dumps(config))
+    settings = load_settings(tmp_path / "flood.toml")
+    assert settings.pipeline.topic_prefix.startswith("flood-") and settings.edge.port == 8001
+    assert settings.pipeline.destinations["limited"].url == "http://127.0.0.1:8002/limited"  # type: ignore[union-attr]
+    assert [t.name for t in settings.pipeline.retry_tiers] == ["1s", "5s", "20s", "60s"]
