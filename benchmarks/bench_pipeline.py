@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import random
 import tempfile
@@ -26,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.topics import TopicSpec
 from services.kafka.admin import ensure_topics
-from streams.eos import PRODUCER_RETRY_BACKOFF_MS
+from streams.eos import PRODUCER_MAX_BATCH_BYTES, PRODUCER_RETRY_BACKOFF_MS
 from tests.conftest import start_local_broker
 from tests.support.pipeline import (
     WorkerProcess,
@@ -59,7 +60,7 @@ async def raw_loop(bootstrap: str, source: str, target: str, total: int, batch: 
         bootstrap_servers=bootstrap,
         transactional_id=group,
         linger_ms=5,
-        max_batch_size=256 * 1024,
+        max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         retry_backoff_ms=PRODUCER_RETRY_BACKOFF_MS,
     )
     await consumer.start()
@@ -155,6 +156,8 @@ def main() -> None:
     parser.add_argument("--duplicates", type=float, default=0.1)
     parser.add_argument("--batch", type=int, default=2000)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # start-up retries are noise here
     bootstrap = os.environ.get("BREAKWATER_KAFKA__BOOTSTRAP")
     broker = None if bootstrap else start_local_broker(Path(tempfile.mkdtemp(prefix="bench-kafka-")))
     try:

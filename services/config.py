@@ -196,6 +196,10 @@ def _default_tiers() -> list[RetryTier]:
     ]
 
 
+def _default_worker_id() -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:60] or "worker"
+
+
 def _default_destinations() -> dict[str, Destination]:
     return {"events": KafkaDestination()}
 
@@ -207,8 +211,9 @@ class PipelineSettings(_Section):
     """Prefix of consumer groups, transactional ids and the dedup changelog."""
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$")
     """Prepended to every pipeline topic name; lets tests and tenants share one cluster."""
-    worker_id: str = Field(default="0", pattern=r"^[A-Za-z0-9._-]{1,60}$")
-    """Stable per worker slot: a restarted worker with the same id fences its dead predecessor at once."""
+    worker_id: str = Field(default_factory=lambda: _default_worker_id(), pattern=r"^[A-Za-z0-9._-]{1,60}$")
+    """Distinct per worker, stable across its restarts (default: the host name, as a StatefulSet pod
+    keeps): a restarted worker with the same id fences its dead predecessor and aborts its transaction."""
     state_dir: Path = Path(".breakwater/state")
     dedup_window_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     expiry_interval_seconds: float = Field(default=60.0, gt=0)
@@ -221,6 +226,8 @@ class PipelineSettings(_Section):
     provider_rates: dict[str, RateLimit] = Field(default_factory=dict)
     """Pacing per provider, across all its destinations; absent means unpaced."""
     batch_max_records: int = Field(default=2000, ge=1)
+    dispatch_batch_seconds: float = Field(default=30.0, gt=0, le=240)
+    """Time budget of one dispatch batch (pacing, slow endpoints); the rest waits for the next batch."""
     transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     """A killed worker's open transaction blocks read_committed readers this long unless its slot restarts."""
     session_timeout_ms: int = Field(default=10_000, ge=1000)
@@ -308,6 +315,10 @@ class BreakwaterSettings(BaseSettings):
     @cached_property
     def provider_names(self) -> tuple[str, ...]:
         return tuple(sorted(self.providers))
+
+    def topic(self, base: str) -> str:
+        """A topic's name with ``pipeline.topic_prefix`` (empty in production; one per test)."""
+        return f"{self.pipeline.topic_prefix}{base}"
 
     def topic_catalogue(self) -> list[TopicSpec]:
         return topic_catalogue(

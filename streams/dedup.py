@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from schemas.deadletter import QuarantineRecord
 from schemas.envelope import WebhookEnvelope
+from schemas.producer import TRACEPARENT_HEADER
 from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
 from streams.dedup_store import PartitionStore
 from streams.eos_types import Batch, Out, Outcome, Record
@@ -26,6 +27,11 @@ from streams.metrics import Metrics
 from streams.topics import PipelineTopics
 
 EXPIRY_BATCH = 10_000
+
+
+def _forwarded(record: Record) -> tuple[tuple[str, bytes], ...]:
+    """Headers worth keeping after dedup: the trace context, not the edge signature (checked here)."""
+    return tuple((name, value) for name, value in record.headers if name == TRACEPARENT_HEADER)
 
 
 class Quarantined(Exception):
@@ -114,7 +120,7 @@ class DedupHandler:
             return []
         self._metrics["dedup.new"] += 1
         return [
-            Out(self._topics.ready(envelope.provider), key, record.value, record.headers, follow=source),
+            Out(self._topics.ready(envelope.provider), key, record.value, _forwarded(record), follow=source),
             Out(self._topics.dedup_changelog, key, entry.encode(), partition=record.partition),
         ]
 

@@ -56,6 +56,7 @@ class DispatchHandler:
         self._policy = policy
         self._metrics = metrics
         self._provider_bucket: AsyncLimiter | None = bucket(pipeline.provider_rates.get(provider))
+        self._budget = pipeline.dispatch_batch_seconds
         self._lanes = {
             name: Lane(d.rate, d.concurrency if isinstance(d, HttpDestination) else 1_000_000)
             for name, d in self._destinations.items()
@@ -77,25 +78,45 @@ class DispatchHandler:
         return None
 
     async def handle(self, batch: Batch) -> Outcome:
-        outcome = Outcome()
-        slow = []
+        """Dispatch a batch; records whose turn comes after the time budget wait for the next batch.
+
+        Pacing and slow destinations could otherwise hold one batch (and its lock) for minutes, past
+        the consumer's poll interval. A deferred record is re-read from its offset, so every output of
+        it and of the later records of its partition is dropped here (their HTTP calls, if any were
+        made, repeat: at least once, with the same Idempotency-Key).
+        """
+        deadline = asyncio.get_running_loop().time() + self._budget
+        done: list[tuple[TopicPartition, int, list[Out]]] = []
+        slow: list[tuple[TopicPartition, int]] = []
+        work = []
         for tp, records in batch.items():
             for record in records:
-                if (targets := self._targets(record, outcome, tp)) is None:
-                    continue
-                envelope, names = targets
-                if self._fast(names):
-                    for name in names:
-                        outcome.records.append(self._to_kafka(envelope, name, tp))
+                envelope, names, outs = self._targets(record, tp)
+                if envelope is None or self._fast(names):
+                    outs += [self._to_kafka(envelope, name, tp) for name in names] if envelope else []
+                    done.append((tp, record.offset, outs))
                 else:
-                    slow.append(self._dispatch(envelope, names, tp))
-        for outs in await asyncio.gather(*slow):
-            outcome.records.extend(outs)
+                    slow.append((tp, record.offset))
+                    work.append(self._dispatch(envelope, names, tp, deadline, outs))
+        deferred: dict[TopicPartition, int] = {}
+        for (tp, offset), outs_or_none in zip(slow, await asyncio.gather(*work), strict=True):
+            if outs_or_none is None:
+                deferred[tp] = min(offset, deferred.get(tp, offset))
+            else:
+                done.append((tp, offset, outs_or_none))
+        outcome = Outcome(stop_at=deferred)
+        for tp, offset, outs in sorted(done, key=lambda item: (item[0], item[1])):
+            if tp not in deferred or offset < deferred[tp]:
+                outcome.records.extend(outs)
+        self._metrics["dispatch.deferred"] += sum(
+            1 for tp, records in batch.items() if tp in deferred for r in records if r.offset >= deferred[tp]
+        )
         return outcome
 
     def _targets(
-        self, record: Record, outcome: Outcome, tp: TopicPartition
-    ) -> tuple[WebhookEnvelope, tuple[str, ...]] | None:
+        self, record: Record, tp: TopicPartition
+    ) -> tuple[WebhookEnvelope | None, tuple[str, ...], list[Out]]:
+        """The envelope, its known destinations, and dead letters for destinations no longer configured."""
         try:
             envelope = WebhookEnvelope.model_validate_json(record.value or b"")
         except ValidationError as exc:  # only a trusted stage writes here; keep it visible, not fatal
@@ -103,16 +124,19 @@ class DispatchHandler:
             log.error(
                 "unreadable record on %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
             )
-            return None
+            return None, (), []
         only = next((raw.decode() for name, raw in record.headers if name == DESTINATION_HEADER), None)
         names = (only,) if only is not None else self._router.route(envelope.provider, envelope.event_type)
         if not names:
             self._metrics["dispatch.unrouted"] += 1
-        unknown = [name for name in names if name not in self._destinations]
-        for name in unknown:  # a retry for a destination removed from the configuration
-            error = PermanentDelivery("unknown_destination", f"destination {name!r} is not configured")
-            outcome.records.append(self._failed(envelope, name, error, tp))
-        return envelope, tuple(name for name in names if name in self._destinations)
+        dead = [
+            self._failed(
+                envelope, name, PermanentDelivery("unknown_destination", f"{name!r} is not configured"), tp
+            )
+            for name in names
+            if name not in self._destinations  # a retry for a destination removed from the configuration
+        ]
+        return envelope, tuple(name for name in names if name in self._destinations), dead
 
     def _fast(self, names: tuple[str, ...]) -> bool:
         return self._provider_bucket is None and all(
@@ -121,14 +145,23 @@ class DispatchHandler:
         )
 
     async def _dispatch(
-        self, envelope: WebhookEnvelope, names: tuple[str, ...], tp: TopicPartition
-    ) -> list[Out]:
-        outs = []
+        self,
+        envelope: WebhookEnvelope,
+        names: tuple[str, ...],
+        tp: TopicPartition,
+        deadline: float,
+        outs: list[Out],
+    ) -> list[Out] | None:
+        """Outputs for one record, or ``None`` when its turn came after ``deadline`` (nothing was sent)."""
+        loop = asyncio.get_running_loop()
+        called = False  # once an endpoint was called, the record is finished whatever the time
         for name in names:
             destination = self._destinations[name]
             lane = self._lanes[name]
             if isinstance(destination, KafkaDestination):
                 async with lane.slot(self._provider_bucket):
+                    if not called and loop.time() > deadline:
+                        return None
                     outs.append(self._to_kafka(envelope, name, tp))
                 continue
             if (wait := lane.blocked_for()) > destination.max_inline_wait_seconds:
@@ -136,6 +169,9 @@ class DispatchHandler:
                 continue
             try:
                 async with lane.slot(self._provider_bucket):
+                    if not called and loop.time() > deadline:
+                        return None
+                    called = True
                     await self._deliverer.deliver(envelope, destination)
             except BreakwaterError as exc:
                 retry_after = getattr(exc, "retry_after", None)

@@ -51,6 +51,7 @@ __all__ = ["Batch", "Handler", "LoopConfig", "Out", "Outcome", "TransactionalLoo
 
 log = logging.getLogger(__name__)
 PRODUCER_RETRY_BACKOFF_MS = 10
+PRODUCER_MAX_BATCH_BYTES = 1_000_000  # below the broker's default message.max.bytes (1 MiB)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,9 @@ class TransactionalLoop:
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
-            max_batch_size=256 * 1024,
+            # one batch per partition per transaction: aiokafka queues a second batch for a partition
+            # only after the first was sent, which costs a round trip inside the transaction
+            max_batch_size=PRODUCER_MAX_BATCH_BYTES,
             # the broker answers CONCURRENT_TRANSACTIONS while the previous commit's markers are written;
             # aiokafka's default 100 ms backoff then dominates each transaction (Java uses 20 ms, KAFKA-5477)
             retry_backoff_ms=PRODUCER_RETRY_BACKOFF_MS,

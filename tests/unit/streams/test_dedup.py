@@ -118,3 +118,15 @@ async def test_committed_changelog_offsets_become_the_restore_checkpoint(tmp_pat
     assert handler.stores[0].checkpoint == 17
     handler.on_committed({TopicPartition(TOPICS.dedup_changelog, 0): 12})
     assert handler.stores[0].checkpoint == 17  # never backwards
+
+
+async def test_ready_records_keep_the_trace_context_but_not_the_edge_signature(tmp_path: Path) -> None:
+    handler, _ = dedup_handler(tmp_path, Clock())
+    traced = envelope("stripe", "evt_t").model_copy(
+        update={"trace_parent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}
+    )
+    outcome = await handler.handle(
+        {INBOUND: [signed(traced, offset=0), signed(envelope("stripe", "evt_u"), offset=1)]}
+    )
+    ready = [out for out in outcome.records if out.topic == TOPICS.ready("stripe")]
+    assert [dict(out.headers) for out in ready] == [{"traceparent": traced.trace_parent.encode()}, {}]  # type: ignore[union-attr]

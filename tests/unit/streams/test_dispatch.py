@@ -32,21 +32,29 @@ READY_TP = TopicPartition(READY, 0)
 
 
 class FakeDeliverer:
-    def __init__(self, *errors: Exception | None) -> None:
+    def __init__(self, *errors: Exception | None, delay: float = 0.0) -> None:
         self.errors = list(errors)
+        self.delay = delay
         self.calls: list[str] = []
 
     async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination) -> None:
         self.calls.append(envelope.key)
+        await asyncio.sleep(self.delay)
         error = self.errors.pop(0) if self.errors else None
         if error is not None:
             raise error
 
 
-def handler(deliverer: FakeDeliverer, max_attempts: int = 3) -> tuple[DispatchHandler, Metrics]:
+def handler(
+    deliverer: FakeDeliverer, max_attempts: int = 3, budget: float = 30, concurrency: int = 16
+) -> tuple[DispatchHandler, Metrics]:
     settings = load_settings(
         pipeline={
-            "destinations": {"events": {"kind": "kafka"}, "hook": {"kind": "http", "url": "http://h/x"}},
+            "destinations": {
+                "events": {"kind": "kafka"},
+                "hook": {"kind": "http", "url": "http://h/x", "concurrency": concurrency},
+            },
+            "dispatch_batch_seconds": budget,
             "routes": [
                 {"provider": "stripe", "event_types": ["charge.*"], "destinations": ["events", "hook"]},
                 {"provider": "stripe", "event_types": ["payout.*"], "destinations": ["events"]},
@@ -294,3 +302,20 @@ def test_retry_after_http_dates_are_seconds_from_now() -> None:
     assert parse_retry_after(soon) == pytest.approx(20, abs=2)
     assert parse_retry_after("12") == 12.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+async def test_records_whose_turn_comes_after_the_time_budget_wait_for_the_next_batch() -> None:
+    slow = FakeDeliverer(delay=0.04)
+    dispatch, metrics = handler(slow, budget=0.1, concurrency=1)
+    items = [envelope("stripe", f"e{i}", "charge.x") for i in range(8)]
+    records = [
+        record(e.model_dump_json().encode(), key=e.key.encode(), offset=100 + i, tp=READY_TP)
+        for i, e in enumerate(items)
+    ]
+    outcome = await dispatch.handle({READY_TP: records})
+    kept = len(slow.calls)
+    assert 1 <= kept < len(items)
+    assert outcome.stop_at == {READY_TP: 100 + kept}
+    assert slow.calls == [e.key for e in items[:kept]]  # in order, none past the first deferred
+    assert [out.key for out in outcome.records] == [e.key.encode() for e in items[:kept]]  # their events only
+    assert metrics["dispatch.deferred"] == len(items) - kept
