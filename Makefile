@@ -8,7 +8,7 @@ CONFIG ?= deploy/local/breakwater.toml
 BW := $(BIN)/breakwater --config $(CONFIG)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars run test test-unit test-integration test-chaos test-scale lint schemas bench bench-edge bench-outbound clean
+.PHONY: help venv kafka-jars run test test-unit test-integration test-chaos test-scale lint schemas bench bench-edge bench-outbound flood clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ bench-edge: venv kafka-jars ## Edge throughput and latency vs a bare ASGI app, s
 
 bench-outbound: venv ## Outbound client overhead per call vs bare httpx, same run
 	$(BIN)/python -m benchmarks.bench_outbound
+
+flood: venv kafka-jars ## The Cyber Monday storm: scripted flood, report + plot in flood-report.json/.png
+	$(BIN)/breakwater flood
 
 bench: bench-edge bench-outbound ## Every benchmark
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from services.config import BreakwaterSettings
 from services.kafka.admin import broker_answers, ensure_topics
 from services.kafka.local import LocalKafka, LocalKafkaError, fetch_jars
+from streams.topics import catalogue
 
 kafka_app = typer.Typer(help="The local single-node Kafka (KRaft) for one machine.", no_args_is_help=True)
 topics_app = typer.Typer(help="The topic catalogue: every topic Breakwater owns.", no_args_is_help=True)
@@ -111,7 +112,7 @@ def kafka_status(ctx: typer.Context) -> None:
 def topics_ensure(ctx: typer.Context) -> None:
     """Create the catalogue's missing topics and grow partition counts (idempotent)."""
     settings = ctx.obj.settings
-    specs = settings.topic_catalogue()
+    specs = catalogue(settings)
     result = asyncio.run(ensure_topics(settings.kafka.servers, specs))
     table = Table("topic", "partitions", "replicas", "state")
     for spec in specs:
@@ -126,6 +127,6 @@ def topics_ensure(ctx: typer.Context) -> None:
 def topics_list(ctx: typer.Context) -> None:
     """Show the catalogue for the current configuration (no broker needed)."""
     table = Table("topic", "partitions", "replicas", "purpose")
-    for spec in ctx.obj.settings.topic_catalogue():
+    for spec in catalogue(ctx.obj.settings):
         table.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), spec.purpose)
     console.print(table)

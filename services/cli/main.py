@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from services.cli.dlq import dlq_app, operators_app, stats
+from services.cli.flood import flood
 from services.cli.kafka import kafka_app, topics_app
 from services.cli.run import up
 from services.cli.sample import sample
@@ -35,6 +36,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(operators_app, name="operators")
 app.command("stats")(stats)
+app.command("flood")(flood)
 
 schemas_app = typer.Typer(help="The committed JSON Schema files for every record type.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
@@ -84,6 +86,7 @@ def edge(
         http="httptools",
         access_log=False,
         timeout_keep_alive=settings.edge.keep_alive_seconds,
+        backlog=4096,  # a flood opens connections faster than one process accepts them
         log_level=settings.log_level.lower(),
         log_config=None,  # keep the JSON logging configured above
     )

@@ -19,6 +19,7 @@ import typer
 
 from services.cli.kafka import start_local_broker
 from services.kafka.admin import ensure_topics
+from streams.topics import catalogue
 
 
 def _child(command: str, config: Path | None) -> subprocess.Popen[bytes]:
@@ -38,7 +39,7 @@ def up(
     broker = None
     if not settings.kafka.bootstrap:
         broker = start_local_broker(settings)
-    result = asyncio.run(ensure_topics(settings.kafka.servers, settings.topic_catalogue()))
+    result = asyncio.run(ensure_topics(settings.kafka.servers, catalogue(settings)))
     typer.echo(f"topics: {len(result.created)} created, {len(result.present) + len(result.grown)} present")
 
     children = {"edge": _child("edge", ctx.obj.config)}

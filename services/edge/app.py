@@ -27,6 +27,7 @@ from starlette.routing import Route
 from schemas.envelope import WebhookEnvelope
 from schemas.producer import EnvelopeProducer
 from schemas.signing import EnvelopeSigner
+from schemas.topics import INBOUND
 from services.config import BreakwaterSettings
 from services.edge.admission import Admission
 from services.edge.publisher import Publisher
@@ -136,6 +137,7 @@ def create_app(
     producer = producer or EnvelopeProducer(
         settings.kafka.servers,
         signer,
+        topic=settings.topic(INBOUND),
         client_id=f"breakwater-edge-{settings.edge.instance}",
         linger_ms=settings.edge.linger_ms,
         request_timeout_ms=settings.kafka.request_timeout_ms,
@@ -194,8 +196,8 @@ def create_app(
         measures.accept_latency.record(time.perf_counter() - started, {"outcome": "accepted"})
         if log.isEnabledFor(logging.DEBUG):
             for envelope in envelopes:
-                ids = {"envelope_id": envelope.id, "event_id": envelope.event_id, "provider": label}
-                log.debug("webhook accepted", extra=ids)
+                fields = {"envelope_id": envelope.id, "event_id": envelope.event_id, "provider": label}
+                log.debug("webhook accepted", extra=fields)
         ids, event_ids = [e.id for e in envelopes], [e.event_id for e in envelopes]
         return JSONResponse({"status": "accepted", "ids": ids, "event_ids": event_ids}, 202)
 

@@ -203,7 +203,7 @@ async def start_processes(stack: Stack) -> None:
     await ensure_topics(stack.bootstrap, catalogue(stack.settings))
     sim_port = stack.sim_url.rsplit(":", 1)[1]
     stack.spawn("simulator", "-m", "services.flood.simulator", str(stack.home / "simulator.json"), sim_port)
-    stack.spawn("edge", "-m", "services.flood.edge")
+    stack.spawn("edge", "-m", "services.cli.main", "edge")
     stack.spawn("worker", "-m", "streams.worker")
     await asyncio.gather(
         _answers(stack, "simulator", f"{stack.sim_url}/_sim/health"),

@@ -178,11 +178,13 @@ class LocalKafka:
             pid = int(self.pid_file.read_text())
         except (OSError, ValueError):
             return None
+        if pid in _SPAWNED:  # ours: between fork and exec its cmdline is still Python's
+            return pid if _alive(pid) else None
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return None
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # a pid file from an earlier run, its pid since reused?
             if b"kafka.Kafka" not in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return None
         return pid
