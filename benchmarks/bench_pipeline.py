@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.topics import TopicSpec
+from services.config import PipelineSettings
 from services.kafka.admin import ensure_topics
 from streams.eos import PRODUCER_MAX_BATCH_BYTES, PRODUCER_RETRY_BACKOFF_MS
 from tests.conftest import start_local_broker
@@ -154,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--duplicates", type=float, default=0.1)
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=PipelineSettings().batch_max_records)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # start-up retries are noise here

@@ -141,6 +141,9 @@ class EdgeSettings(_Section):
     """Envelopes waiting for acknowledgement at once; past this the edge answers 503 (bounded memory)."""
     retry_after_seconds: int = Field(default=5, ge=1)
     linger_ms: int = Field(default=2, ge=0)
+    processes: int = Field(default=1, ge=1)
+    """Edge processes sharing the port (``breakwater edge``). Python serves one core per process; in
+    production prefer one process per container and more replicas, so each exports its own metrics."""
     keep_alive_seconds: int = Field(default=75, ge=1)
     """Idle keep-alive connections live this long: longer than a load balancer's or a provider's idle
     timeout, so the server never closes a connection the client is about to reuse."""
@@ -225,7 +228,7 @@ class PipelineSettings(_Section):
     routes: list[Route] = Field(default_factory=lambda: [Route(destinations=["events"])], min_length=1)
     provider_rates: dict[str, RateLimit] = Field(default_factory=dict)
     """Pacing per provider, across all its destinations; absent means unpaced."""
-    batch_max_records: int = Field(default=2000, ge=1)
+    batch_max_records: int = Field(default=5000, ge=1)
     dispatch_batch_seconds: float = Field(default=30.0, gt=0, le=240)
     """Time budget of one dispatch batch (pacing, slow endpoints); the rest waits for the next batch."""
     transaction_timeout_ms: int = Field(default=60_000, ge=1000)
