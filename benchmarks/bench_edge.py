@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.bench_edge [--seconds 10] [--connections 50]
 
-Both servers run under the same uvicorn (uvloop + httptools, one process) in child processes; the
+Both servers run under the same uvicorn (uvloop + httptools, ``--processes`` each) in child processes; the
 bare app answers 202 without work, the edge verifies the Stripe signature, builds and signs the
 envelope and waits for Kafka's acks=all before its 202. A local broker is started for the run unless
 BREAKWATER_KAFKA__BOOTSTRAP names one. Prints figures and ratios; asserts nothing.
@@ -61,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--processes", type=int, default=1, help="edge processes (bare ASGI gets as many)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-edge-"))
@@ -90,10 +91,22 @@ def main() -> None:
         body, headers = signed_sample("stripe", STRIPE_SECRET, event_id=f"evt_bench_{i}")
         requests.append(render_post(f"127.0.0.1:{edge_port}", "/webhooks/stripe", body, headers))
     bare = start_server(
-        [sys.executable, "-m", "benchmarks.bare_asgi", str(bare_port)], bare_port, env, "/webhooks/stripe"
+        [sys.executable, "-m", "benchmarks.bare_asgi", str(bare_port), str(args.processes)],
+        bare_port,
+        env,
+        "/webhooks/stripe",
     )
     edge = start_server(
-        [sys.executable, "-m", "services.cli.main", "edge", "--port", str(edge_port)],
+        [
+            sys.executable,
+            "-m",
+            "services.cli.main",
+            "edge",
+            "--port",
+            str(edge_port),
+            "--processes",
+            str(args.processes),
+        ],
         edge_port,
         env,
         "/readyz",
@@ -110,7 +123,8 @@ def main() -> None:
         if broker is not None:
             broker.stop()
     print(
-        f"edge benchmark: {args.connections} keep-alive connections, {args.seconds:g}s each, Stripe-signed 1 KiB"
+        f"edge benchmark: {args.processes} process(es) each, {args.connections} keep-alive connections, "
+        f"{args.seconds:g}s each, Stripe-signed 1 KiB, acks=all to a broker on the same machine"
     )
     print(report("bare ASGI", bare_result))
     print(report("edge", edge_result))

@@ -6,8 +6,9 @@ Settings load only when a command needs them, so ``--help`` works anywhere.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -70,6 +71,9 @@ def edge(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: edge.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: edge.port).")] = None,
+    processes: Annotated[
+        int | None, typer.Option(min=1, help="Processes sharing the port (default: edge.processes).")
+    ] = None,
 ) -> None:
     """Run the HTTP edge: verify provider signatures, write envelopes to Kafka, answer 202."""
     import uvicorn
@@ -78,18 +82,24 @@ def edge(
 
     settings = ctx.obj.settings
     configure_logging(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.edge.host,
-        port=port or settings.edge.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        timeout_keep_alive=settings.edge.keep_alive_seconds,
-        backlog=4096,  # a flood opens connections faster than one process accepts them
-        log_level=settings.log_level.lower(),
-        log_config=None,  # keep the JSON logging configured above
-    )
+    count = processes or settings.edge.processes
+    options: dict[str, Any] = {
+        "host": host or settings.edge.host,
+        "port": port or settings.edge.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "timeout_keep_alive": settings.edge.keep_alive_seconds,
+        "backlog": 4096,  # a flood opens connections faster than one process accepts them
+        "log_level": settings.log_level.lower(),
+        "log_config": None,  # keep the JSON logging configured above
+    }
+    if count == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    if ctx.obj.config is not None:  # each process loads the same settings itself
+        os.environ["BREAKWATER_CONFIG"] = str(ctx.obj.config)
+    uvicorn.run("services.edge.app:app_from_environment", factory=True, workers=count, **options)
 
 
 @app.command()

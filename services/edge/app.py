@@ -233,3 +233,13 @@ def create_app(
     )
     app.state.edge = edge
     return app
+
+
+def app_from_environment() -> Starlette:
+    """The edge app from ``BREAKWATER_*`` and ``BREAKWATER_CONFIG`` (each process of ``edge --processes``)."""
+    from services.config import load_settings
+    from services.telemetry import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.telemetry.log_format)
+    return create_app(settings)
