@@ -7,6 +7,7 @@ import asyncio
 import random
 import threading
 import time
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -73,6 +74,11 @@ async def test_failing_destination_delivers_or_dead_letters_every_event_once(con
         assert [e.error_class for e in letter.history] == ["http_500"] * 3
         assert letter.final_error == letter.history[-1] and letter.envelope.attempt == 3
         assert sink.statuses(letter.envelope.key) == [500, 500, 500]
+    attempts: dict[str, list[float]] = {}
+    for key, _, at in sink.log:
+        attempts.setdefault(key, []).append(at)
+    gaps = [later - earlier for times in attempts.values() for earlier, later in pairwise(times)]
+    assert gaps and min(gaps) >= 0.3 * 0.9 - 0.02  # each retry waited its tier (0.3 s, 0.6 s; jitter 0.1)
     event_keys = [r.key.decode() for r in events.records if r.key]
     assert sorted(event_keys) == sorted(keys)  # the Kafka destination saw each event exactly once
 
