@@ -13,10 +13,19 @@ RATE_LIMITED = "http_429"
 
 
 def failures_at(envelope: WebhookEnvelope, destination: str, *, count_rate_limits: bool = False) -> int:
-    """Failed attempts at ``destination`` so far; 429s are pacing, not failures, unless asked."""
+    """Failed attempts at ``destination`` since the last replay; 429s are pacing, not failures, unless asked.
+
+    An operator's replay (a ``stage="replay"`` entry, see services/operators/replay.py) gives the
+    destination a fresh budget: the history before it stays for reading, but no longer counts.
+    """
+    errors = envelope.errors
+    for index in range(len(errors) - 1, -1, -1):
+        if errors[index].stage == "replay":
+            errors = errors[index + 1 :]
+            break
     return sum(
         1
-        for error in envelope.errors
+        for error in errors
         if error.destination == destination and (count_rate_limits or error.error_class != RATE_LIMITED)
     )
 

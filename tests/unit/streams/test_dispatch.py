@@ -199,6 +199,31 @@ async def test_rate_limits_are_pacing_until_four_times_max_attempts() -> None:
     assert not policy.exhausted(failed("http_500", "timeout"), "other")
 
 
+def test_an_operator_replay_gives_a_fresh_budget() -> None:
+    policy = RetryPolicy(TIERS, 0.2, 2, random.Random(1))
+    item = envelope("stripe", "e1")
+
+    def entry(stage: str, destination: str | None, attempt: int) -> dict[str, object]:
+        return {
+            "at": datetime.now(UTC),
+            "stage": stage,
+            "destination": destination,
+            "error_class": "http_500" if stage == "dispatch" else "replayed",
+            "message": "",
+            "retryable": True,
+            "attempt": attempt,
+        }
+
+    dead = [entry("dispatch", "hook", 1), entry("dispatch", "hook", 2)]
+    replayed = [*dead, entry("replay", None, 2)]
+    failed_once_more = [*replayed, entry("dispatch", "hook", 3)]
+    as_envelope = lambda errors: WebhookEnvelope.model_validate({**item.model_dump(), "errors": errors})  # noqa: E731
+    assert policy.exhausted(as_envelope(dead), "hook")
+    assert not policy.exhausted(as_envelope(replayed), "hook")
+    assert not policy.exhausted(as_envelope(failed_once_more), "hook")
+    assert policy.exhausted(as_envelope([*failed_once_more, entry("dispatch", "hook", 4)]), "hook")
+
+
 def test_schedule_jitters_within_bounds_and_escalates_tiers() -> None:
     policy = RetryPolicy(TIERS, 0.2, 5, random.Random(2))
     now = datetime(2026, 1, 1, tzinfo=UTC)
