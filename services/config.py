@@ -217,6 +217,9 @@ class PipelineSettings(_Section):
     worker_id: str = Field(default_factory=lambda: _default_worker_id(), pattern=r"^[A-Za-z0-9._-]{1,60}$")
     """Distinct per worker, stable across its restarts (default: the host name, as a StatefulSet pod
     keeps): a restarted worker with the same id fences its dead predecessor and aborts its transaction."""
+    probe_host: str = "127.0.0.1"
+    probe_port: int | None = Field(default=None, ge=1, le=65535)
+    """Where the worker answers /healthz, /readyz and /metrics; none means no probe server."""
     state_dir: Path = Path(".breakwater/state")
     dedup_window_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     expiry_interval_seconds: float = Field(default=60.0, gt=0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Literal
@@ -78,27 +78,54 @@ class EdgeMetrics:
     accept_latency: metrics.Histogram
 
 
-@dataclass(frozen=True)
-class PipelineMetrics:
-    duplicates: metrics.Counter
-    delivered: metrics.Counter
-    retried: metrics.Counter
-    dead_lettered: metrics.Counter
-    quarantined: metrics.Counter
-    end_to_end_latency: metrics.Histogram
+# The worker's counters: Prometheus/OTel name -> (Metrics key prefix, label the rest of the key goes in).
+PIPELINE_COUNTERS: dict[str, tuple[str, str | None, str]] = {
+    "breakwater.pipeline.new": ("dedup.new", None, "first sightings sent on to dispatch"),
+    "breakwater.pipeline.duplicates": ("dedup.duplicate", None, "duplicates dropped by dedup"),
+    "breakwater.pipeline.expired": ("dedup.expired", None, "dedup entries expired from the window"),
+    "breakwater.pipeline.quarantined": ("dedup.quarantined.", "reason", "records quarantined, by reason"),
+    "breakwater.pipeline.delivered": ("dispatch.delivered.", "destination", "deliveries that succeeded"),
+    "breakwater.pipeline.retried": ("dispatch.retried.", "destination", "deliveries sent to a retry tier"),
+    "breakwater.pipeline.parked": ("dispatch.parked.", "destination", "deliveries parked after a long 429"),
+    "breakwater.pipeline.dead_lettered": ("dispatch.dead.", "destination", "deliveries dead-lettered"),
+    "breakwater.pipeline.unrouted": ("dispatch.unrouted", None, "events no route matched"),
+}
+
+
+def export_counters(meter: metrics.Meter, counters: Callable[[], Mapping[str, int]]) -> None:
+    """Expose the ``{key: count}`` map that ``counters()`` returns as the :data:`PIPELINE_COUNTERS`.
+
+    The counts are read at collection time (a scrape or an export), so the hot path stays a dict
+    increment. They count processing, so a batch whose transaction aborted and was re-processed is
+    counted again: exact counts live on the topics (``breakwater stats``), these show rates.
+    """
+    for name, (prefix, label, description) in PIPELINE_COUNTERS.items():
+
+        def observe(
+            options: CallbackOptions, prefix: str = prefix, label: str | None = label
+        ) -> Iterable[Observation]:
+            for key, count in list(counters().items()):
+                if label is None and key == prefix:
+                    yield Observation(count)
+                elif label is not None and key.startswith(prefix):
+                    yield Observation(count, {label: key[len(prefix) :]})
+
+        meter.create_observable_counter(name, callbacks=[observe], description=description)
 
 
 @dataclass(frozen=True)
 class Telemetry:
     tracer: trace.Tracer
     edge: EdgeMetrics
-    pipeline: PipelineMetrics
+    end_to_end_latency: metrics.Histogram
+    """Received at the edge to delivered, recorded by the worker's dispatch."""
+    meter: metrics.Meter
     exports_traces: bool
     """Spans are recorded only when a collector takes them; otherwise trace ids still propagate."""
 
 
-def _instruments(meter: metrics.Meter) -> tuple[EdgeMetrics, PipelineMetrics]:
-    edge = EdgeMetrics(
+def _edge_instruments(meter: metrics.Meter) -> EdgeMetrics:
+    return EdgeMetrics(
         received=LocalCounter(meter, "breakwater.edge.received", "webhook requests received", ("provider",)),
         accepted=LocalCounter(
             meter, "breakwater.edge.accepted", "envelopes Kafka acknowledged", ("provider",)
@@ -113,21 +140,6 @@ def _instruments(meter: metrics.Meter) -> tuple[EdgeMetrics, PipelineMetrics]:
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
         ),
     )
-    counter = meter.create_counter
-    pipeline = PipelineMetrics(
-        duplicates=counter("breakwater.pipeline.duplicates", description="duplicates dropped"),
-        delivered=counter("breakwater.pipeline.delivered", description="deliveries that succeeded"),
-        retried=counter("breakwater.pipeline.retried", description="deliveries sent to a retry tier"),
-        dead_lettered=counter("breakwater.pipeline.dead_lettered", description="dead letters"),
-        quarantined=counter("breakwater.pipeline.quarantined", description="records quarantined"),
-        end_to_end_latency=meter.create_histogram(
-            "breakwater.pipeline.end_to_end_latency",
-            unit="s",
-            description="received at the edge to delivered",
-            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
-        ),
-    )
-    return edge, pipeline
 
 
 @cache
@@ -152,11 +164,17 @@ def _providers(service: str, otlp_endpoint: str | None, interval: float) -> Tele
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     metrics.set_meter_provider(meter_provider)
     trace.set_tracer_provider(tracer_provider)
-    edge, pipeline = _instruments(meter_provider.get_meter("breakwater"))
+    meter = meter_provider.get_meter("breakwater")
     return Telemetry(
         tracer=tracer_provider.get_tracer("breakwater"),
-        edge=edge,
-        pipeline=pipeline,
+        edge=_edge_instruments(meter),
+        end_to_end_latency=meter.create_histogram(
+            "breakwater.pipeline.end_to_end_latency",
+            unit="s",
+            description="received at the edge to delivered",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+        ),
+        meter=meter,
         exports_traces=bool(otlp_endpoint),
     )
 

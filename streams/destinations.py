@@ -16,6 +16,7 @@ import httpx
 from schemas.envelope import WebhookEnvelope
 from services.config import HttpDestination
 from services.errors import PermanentError, RetryableError
+from services.telemetry import child_traceparent
 
 
 class RetryableDelivery(RetryableError):
@@ -81,6 +82,8 @@ class HttpxDeliverer:
             "x-breakwater-event-type": envelope.event_type,
             "x-breakwater-envelope-id": envelope.id,
             "x-breakwater-attempt": str(envelope.attempt + 1),
+            # One webhook is one trace: the destination sees the edge's trace id, under a span of its own.
+            "traceparent": child_traceparent(envelope.trace_parent),
         }
         try:
             response = await self._client.post(

@@ -179,7 +179,7 @@ class DispatchHandler:
                     lane.cool_down(retry_after)
                 outs.append(self._failed(envelope, name, exc, tp))
             else:
-                self._metrics[f"dispatch.delivered.{name}"] += 1
+                self._metrics.delivered(name, envelope.received_at)
         return outs
 
     def _to_kafka(self, envelope: WebhookEnvelope, name: str, tp: TopicPartition) -> Out:
@@ -189,7 +189,7 @@ class DispatchHandler:
             record = event_record_json(envelope)
         except MalformedPayload as exc:
             return self._failed(envelope, name, PermanentDelivery("malformed_payload", str(exc)), tp)
-        self._metrics[f"dispatch.delivered.{name}"] += 1
+        self._metrics.delivered(name, envelope.received_at)
         topic = self._topics.name(destination.topic)
         return Out(topic, envelope.key.encode(), record, follow=tp)
 

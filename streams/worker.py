@@ -23,11 +23,13 @@ import httpx
 from schemas.signing import EnvelopeSigner
 from services.config import BreakwaterSettings, HttpDestination, load_settings
 from services.kafka.admin import ensure_topics
+from services.telemetry import configure_logging
 from streams.dedup import DedupHandler
 from streams.destinations import HttpxDeliverer
 from streams.dispatch import DispatchHandler
 from streams.eos import Handler, LoopConfig, TransactionalLoop
 from streams.metrics import Metrics
+from streams.observability import attach, worker_probes
 from streams.policy import RetryPolicy
 from streams.retry import RetryHandler
 from streams.topics import PipelineTopics, catalogue
@@ -117,9 +119,10 @@ async def serve(settings: BreakwaterSettings, stop: asyncio.Event, metrics: Metr
     """Run every loop until ``stop`` is set; the first loop to fail stops the others and re-raises."""
     await ensure_topics(settings.kafka.servers, catalogue(settings))
     metrics = Metrics() if metrics is None else metrics
+    attach(settings, metrics)
     async with http_client(settings) as client:
         loops = build_loops(settings, client, metrics)
-        async with asyncio.TaskGroup() as group:
+        async with worker_probes(settings, loops), asyncio.TaskGroup() as group:
             for each in loops:
                 group.create_task(each.run(stop), name=each.config.name)
             group.create_task(_report(metrics, stop))
@@ -162,8 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", help="TOML config file (default: $BREAKWATER_CONFIG)")
     args = parser.parse_args(argv)
     settings = load_settings(args.config)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.telemetry.log_format)
     run_worker(settings)
 
 

@@ -25,6 +25,8 @@ class Sink:
     behaviour: Behaviour
     delay: float = 0.0
     log: list[tuple[str, int, float]] = field(default_factory=list)
+    requests: list[dict[str, str]] = field(default_factory=list)
+    """The headers of every request, in arrival order."""
     url: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -55,6 +57,7 @@ class Sink:
             seen = sum(1 for k, _, _ in self.log if k == key)
             status, extra = self.behaviour(key, seen)
             self.log.append((key, status, time.monotonic()))
+            self.requests.append(headers)
         raw = [(k.encode(), v.encode()) for k, v in extra.items()] + [(b"content-length", b"0")]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": b""})
