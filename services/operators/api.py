@@ -37,6 +37,8 @@ from services.operators.config import OperatorSettings
 from services.operators.dlq_index import AmbiguousId
 from services.operators.filters import DlqFilter, FilterError, parse_time
 from services.operators.service import Operators
+from services.operators.stats import consumer_lag
+from services.telemetry import prometheus_text
 
 __all__ = ["app_from_env", "create_operator_app"]
 
@@ -153,8 +155,29 @@ def create_operator_app(
         until = parse_time(query["until"]) if query.get("until") else None
         return JSONResponse((await ops.stats(since=since, until=until)).as_dict())
 
+    async def metrics(request: Request) -> Response:
+        """Consumer lag as Prometheus gauges (the queues of this system), beside the process's own metrics.
+
+        Open like the probes: it holds counts, never a record. On transactional topics a partition at
+        rest shows a lag of one per open commit marker at most.
+        """
+        try:
+            lags = await consumer_lag(ops.bootstrap, ops.topics.queues())
+        except Exception:  # an unreachable cluster is "no data", never a 500 to the scraper
+            lags = []
+        lines = [
+            "# HELP breakwater_consumer_lag Records on a pipeline topic not yet processed by its group.",
+            "# TYPE breakwater_consumer_lag gauge",
+        ]
+        for lag in lags:
+            labels = f'group="{lag.group}",topic="{lag.topic}",partition="{lag.partition}"'
+            lines.append(f"breakwater_consumer_lag{{{labels}}} {lag.lag}")
+        own, content_type = prometheus_text()
+        return Response("\n".join(lines).encode() + b"\n" + own, media_type=content_type)
+
     routes = [
         Route("/healthz", healthz),
+        Route("/metrics", metrics),
         Route("/readyz", readyz),
         Route("/dlq", _guard(token, dlq_list)),
         Route("/dlq/counts", _guard(token, dlq_counts)),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.deadletter import QuarantineRecord
+from services.operators.api import create_operator_app
 from services.operators.stats import HealthThresholds
 from tests.integration.operators.seed import Seeded
 
@@ -61,3 +63,22 @@ async def test_lag_and_per_provider_counts(seeded: Seeded) -> None:
 
     recent = await ops.stats(since=datetime.now(UTC))  # the corpus died in 2026-11-01
     assert recent.dead_by_provider == {}
+
+
+async def test_metrics_endpoint_exports_lag_without_a_token(seeded: Seeded) -> None:
+    ops, bootstrap = seeded.ops, seeded.settings.kafka.servers
+    ready = ops.topics.ready("github")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for n in range(4):
+            await producer.send_and_wait(ready, b"x", key=f"github:{n}".encode(), partition=1)
+    finally:
+        await producer.stop()
+    app = create_operator_app(seeded.settings, operators=ops)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as http:
+        response = await http.get("/metrics")
+    assert response.status_code == 200
+    group = f"{seeded.settings.pipeline.app_id}-dispatch-github"
+    line = f'breakwater_consumer_lag{{group="{group}",topic="{ready}",partition="1"}} 4'
+    assert line in response.text.splitlines()
