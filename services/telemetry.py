@@ -16,7 +16,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Literal
 
 from opentelemetry import metrics, trace
@@ -142,7 +141,6 @@ def _edge_instruments(meter: metrics.Meter) -> EdgeMetrics:
     )
 
 
-@cache
 def _providers(service: str, otlp_endpoint: str | None, interval: float) -> Telemetry:
     """One meter and tracer provider per process: OpenTelemetry's globals can be set only once."""
     resource = Resource.create({"service.name": f"breakwater-{service}", "service.namespace": "breakwater"})
@@ -179,9 +177,18 @@ def _providers(service: str, otlp_endpoint: str | None, interval: float) -> Tele
     )
 
 
+_PROCESS: list[Telemetry] = []
+
+
 def setup_telemetry(settings: TelemetrySettings, service: str) -> Telemetry:
-    """The process's telemetry; the first call decides the service name and exporters."""
-    return _providers(service, settings.otlp_endpoint, settings.export_interval_seconds)
+    """The process's telemetry; the first call decides the service name and exporters.
+
+    Later calls (an edge and a worker in one test process) share it: one Prometheus registry, one
+    set of instruments, as the OpenTelemetry globals allow only one provider each.
+    """
+    if not _PROCESS:
+        _PROCESS.append(_providers(service, settings.otlp_endpoint, settings.export_interval_seconds))
+    return _PROCESS[0]
 
 
 def prometheus_text() -> tuple[bytes, str]:
