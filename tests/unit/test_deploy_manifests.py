@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel
 
 from services.config import CONFIG_ENV, ENV_PREFIX, BreakwaterSettings, ConfigError, load_settings
+from services.probes import create_probe_app
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "deploy" / "compose"
@@ -401,6 +402,22 @@ def test_k8s_probes_name_real_edge_routes_on_its_port(settings_for: Any) -> None
     for port in service["spec"]["ports"]:
         assert _port(port["targetPort"], edge.raw) == settings.edge.port
     assert doc_of("Deployment", "breakwater-edge")["spec"]["replicas"] == 2
+
+
+def test_k8s_worker_probes_name_real_probe_routes_on_its_port(settings_for: Any) -> None:
+    worker = next(c for c in k8s_containers() if c.role == "worker")
+    settings = settings_for(worker)
+    assert settings.pipeline.probe_port is not None and settings.pipeline.probe_host == "0.0.0.0"
+    app = create_probe_app("worker", _never_ready)
+    routes = {route.path for route in app.routes if "GET" in (getattr(route, "methods", None) or ())}
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        probe = worker.raw[kind]["httpGet"]
+        assert probe["path"] in routes, kind
+        assert _port(probe["port"], worker.raw) == settings.pipeline.probe_port, kind
+
+
+async def _never_ready() -> tuple[bool, dict[str, object]]:
+    return False, {}
 
 
 def test_compose_healthchecks_and_load_balancer_use_real_edge_routes(settings_for: Any) -> None:
