@@ -1,7 +1,7 @@
 """The topic catalogue: every topic Breakwater owns, declared once with its partitions and configs.
 
 ``breakwater topics ensure`` creates these; the edge, the workers and the tests take names from here.
-Faust's own changelog and repartition topics are not listed: the worker creates them.
+The dedup changelog and route topics are added per configuration by ``streams.topics.catalogue``.
 """
 
 from __future__ import annotations

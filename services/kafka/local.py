@@ -135,7 +135,7 @@ class LocalKafka:
             "min.insync.replicas": str(min_isr),
             # A single machine has no stragglers to wait for before the first rebalance.
             "group.initial.rebalance.delay.ms": "0",
-            # Topics come from the catalogue (breakwater topics ensure) or from Faust, never by accident.
+            # Topics come from the catalogue (breakwater topics ensure), never by accident.
             "auto.create.topics.enable": "false",
             "log.retention.check.interval.ms": "60000",
         }
