@@ -8,7 +8,7 @@ CONFIG ?= deploy/local/breakwater.toml
 BW := $(BIN)/breakwater --config $(CONFIG)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars run test test-unit test-integration test-chaos test-scale lint schemas bench bench-edge bench-outbound flood clean
+.PHONY: help venv kafka-jars run test test-unit test-integration test-chaos test-scale lint schemas bench bench-edge bench-outbound bench-pipeline flood clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -59,7 +59,11 @@ bench-outbound: venv ## Outbound client overhead per call vs bare httpx, same ru
 flood: venv kafka-jars ## The Cyber Monday storm: scripted flood, report + plot in flood-report.json/.png
 	$(BIN)/breakwater flood
 
-bench: bench-edge bench-outbound ## Every benchmark
+bench-pipeline: venv kafka-jars ## Pipeline events/s (EOS) vs a raw aiokafka transactional loop; worker RSS on a 1M backlog
+	$(BIN)/python -m benchmarks.bench_pipeline
+
+bench: venv kafka-jars ## Every benchmark and the storm, then one table of figures against same-run baselines
+	$(BIN)/python -m benchmarks.bench_all
 
 clean: ## Remove the venv and local state (not the Kafka jar cache)
 	rm -rf $(VENV) .breakwater .pytest_cache .mypy_cache .ruff_cache

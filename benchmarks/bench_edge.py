@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import uvloop
 
+from benchmarks.figures import record
 from benchmarks.loadgen import LoadResult, render_post, run_load
 from services.cli.sample import signed_sample
 from services.config import LocalKafkaSettings, load_settings
@@ -125,6 +126,16 @@ def main() -> None:
     print(
         f"edge benchmark: {args.processes} process(es) each, {args.connections} keep-alive connections, "
         f"{args.seconds:g}s each, Stripe-signed 1 KiB, acks=all to a broker on the same machine"
+    )
+    record(
+        "edge",
+        accepted_per_s=round(edge_result.rate),
+        p50_ms=round(edge_result.percentile(0.5) * 1000, 2),
+        p99_ms=round(edge_result.percentile(0.99) * 1000, 2),
+        bare_per_s=round(bare_result.rate),
+        bare_p99_ms=round(bare_result.percentile(0.99) * 1000, 2),
+        non_202=edge_result.completed - edge_result.statuses.get(202, 0),
+        connection_errors=edge_result.errors,
     )
     print(report("bare ASGI", bare_result))
     print(report("edge", edge_result))

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.figures import record
 from services.outbound import APIClient, APISettings
 
 
@@ -123,6 +124,8 @@ async def run(url: str, calls: int, rounds: int, concurrency: int, *, in_process
     for label, index in (("wall", 0), ("cpu ", 1)):
         bare_s = statistics.median(t[index] for t in bare_times)
         client_s = statistics.median(t[index] for t in client_times)
+        if not in_process and index == 0:
+            record("outbound", bare_us=round(bare_s * 1e6, 1), client_us=round(client_s * 1e6, 1))
         print(
             f"  {label}  bare httpx {bare_s * 1e6:7.1f} us/call   APIClient {client_s * 1e6:7.1f} us/call"
             f"   overhead {(client_s - bare_s) * 1e6:6.1f} us   ratio {client_s / bare_s:5.3f}x (target 1.2x)"

@@ -25,6 +25,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from benchmarks.figures import record
 from schemas.topics import TopicSpec
 from services.config import PipelineSettings
 from services.kafka.admin import ensure_topics
@@ -149,6 +150,14 @@ async def run(bootstrap: str, events: int, duplicates: float, batch: int) -> Non
     )
     print(f"ratio pipeline / raw            : {inbound_rate / raw:9.0%} (inbound records/s over raw copy)")
     print(f"worker peak RSS draining backlog: {rss:9.0f} MB")
+    record(
+        "pipeline",
+        events=events,
+        unique_delivered_per_s=round(rate),
+        inbound_per_s=round(inbound_rate),
+        raw_per_s=round(raw),
+        peak_rss_mb=round(rss),
+    )
 
 
 def main() -> None:
