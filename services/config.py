@@ -170,6 +170,30 @@ class HttpDestination(_Section):
     """Overrides ``pipeline.max_attempts`` for this destination."""
     max_inline_wait_seconds: float = Field(default=2.0, ge=0)
     """After a 429, records wait this long in line; a longer Retry-After parks them in a retry tier."""
+    breaker_failure_rate: float | None = Field(default=None, gt=0, le=1)
+    """Refuse calls (``circuit_open``) for ``breaker_open_seconds`` once this share of the calls in the
+    last ``breaker_window_seconds`` failed (5xx, timeouts, refused connections), so a down endpoint gets
+    room to recover instead of every event's attempts; ``None``: no breaker."""
+    breaker_min_calls: int = Field(default=10, ge=1)
+    """Calls the window must hold before its failure rate is judged."""
+    breaker_window_seconds: float = Field(default=30.0, gt=0)
+    breaker_open_seconds: float = Field(default=15.0, gt=0)
+    breaker_probes: int = Field(default=3, ge=1)
+    """Calls let through once ``breaker_open_seconds`` passed; all must succeed to close the breaker."""
+    adaptive_max_rate: float | None = Field(default=None, gt=0)
+    """Pace calls adaptively (halve on 429, 5xx and timeouts, creep back up on success), starting at and
+    never above this many a second; ``None``: no adaptive pacing (``rate`` still applies)."""
+    adaptive_min_rate: float = Field(default=1.0, gt=0)
+    """The floor the adaptive pacing never goes below."""
+
+    @model_validator(mode="after")
+    def _adaptive_bounds(self) -> HttpDestination:
+        if self.adaptive_max_rate is not None and self.adaptive_min_rate > self.adaptive_max_rate:
+            raise ValueError(
+                f"adaptive_min_rate ({self.adaptive_min_rate}) exceeds adaptive_max_rate "
+                f"({self.adaptive_max_rate})"
+            )
+        return self
 
 
 Destination = Annotated[KafkaDestination | HttpDestination, Field(discriminator="kind")]

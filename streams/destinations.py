@@ -1,26 +1,48 @@
-"""Destinations: the HTTP delivery seam and how its failures are classified.
+"""Destinations: the HTTP delivery seam and how its failures are named in the envelope's history.
 
-The outbound toolkit (``services/outbound``) will offer ``APIClient.request(...)`` raising
-``RetryableError`` / ``PermanentError`` subclasses; until then :class:`HttpxDeliverer` does the same
-over ``httpx.AsyncClient`` behind the :class:`Deliverer` protocol, so the switch is one class.
+Each HTTP destination is called through its own outbound :class:`~services.outbound.APIClient`, so its
+calls feed a circuit breaker and (when configured) an adaptive rate limiter. The client's errors are
+translated once, in :func:`delivery_error`, into :class:`RetryableDelivery` / :class:`PermanentDelivery`
+with the ``error_class`` that dispatch records (``http_<status>``, ``timeout``, ``connect``,
+``circuit_open``). Dispatch depends only on the :class:`Deliverer` protocol, so unit tests fake it.
 """
 
 from __future__ import annotations
 
-import email.utils
-import time
-from typing import Protocol
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Protocol, Self
 
 import httpx
 
 from schemas.envelope import WebhookEnvelope
-from services.config import HttpDestination
-from services.errors import PermanentError, RetryableError
+from services.config import Destination, HttpDestination
+from services.errors import BreakwaterError, PermanentError, RetryableError
+from services.outbound import (
+    APIClient,
+    APISettings,
+    BreakerSettings,
+    CallTimeout,
+    CircuitOpen,
+    DeadlineExceeded,
+    NetworkError,
+    PermanentNetworkError,
+    PermanentStatus,
+    PoolSettings,
+    RateLimitSettings,
+    RetryableStatus,
+    RetrySettings,
+    TimeoutSettings,
+)
 from services.telemetry import child_traceparent
+
+CIRCUIT_OPEN = "circuit_open"
+RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
+"""What the pipeline has always retried: 408, 429 and every 5xx; other 4xx dead-letter at once."""
 
 
 class RetryableDelivery(RetryableError):
-    """Timeouts, connection errors, 5xx and 429; ``error_class`` goes into the envelope's history."""
+    """Timeouts, connection errors, 5xx, 429 and open circuits; ``error_class`` goes into the history."""
 
     def __init__(self, error_class: str, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message, retry_after=retry_after)
@@ -41,56 +63,133 @@ class Deliverer(Protocol):
         ...
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+def delivery_error(exc: BreakwaterError) -> RetryableDelivery | PermanentDelivery:
+    """Name an outbound client error the way the envelope's history and the retry policy expect."""
+    message = str(exc)
+    match exc:
+        case RetryableStatus() | PermanentStatus():
+            error_class = f"http_{exc.status}"
+        case CircuitOpen():
+            error_class = CIRCUIT_OPEN
+        case CallTimeout() | DeadlineExceeded():  # timeout_seconds bounds the whole call, pacing included
+            error_class = "timeout"
+        case NetworkError() | PermanentNetworkError():
+            # The outbound client files a connect timeout under "connect"; the history has always said
+            # "timeout" for every httpx timeout, and "connect" for every other transport error.
+            timed_out = exc.kind == "timeout" or isinstance(exc.__cause__, httpx.TimeoutException)
+            error_class = "timeout" if timed_out else "connect"
+        case _:
+            error_class = type(exc).__name__
+    if isinstance(exc, RetryableError):
+        return RetryableDelivery(error_class, message, retry_after=exc.retry_after)
+    return PermanentDelivery(error_class, message)
 
 
-def classify(response: httpx.Response) -> None:
-    """Raise the delivery error a non-2xx ``response`` means."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    message = f"{response.request.method} {response.request.url} answered {status}"
-    if status == 429:
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
-        raise RetryableDelivery("http_429", message, retry_after=retry_after)
-    if status >= 500 or status == 408:
-        raise RetryableDelivery(f"http_{status}", message)
-    raise PermanentDelivery(f"http_{status}", message)
+def api_settings(destination: HttpDestination, *, lanes: int = 1) -> APISettings:
+    """The outbound settings of one destination; the defaults (no breaker, no adaptive pacing) keep the
+    pipeline's behaviour from before the outbound client.
+
+    ``max_attempts=1``: each delivery is one HTTP call. The pipeline never retries inline: a failed call
+    goes to a retry tier (a topic), so a record never blocks its partition, every attempt is in the
+    envelope's history, and the breaker and limiter see each call once. ``lanes`` is the number of
+    dispatch loops (one per provider) that each hold up to ``concurrency`` calls to this destination.
+    """
+    t = destination.timeout_seconds
+    connections = destination.concurrency * lanes
+    adaptive = destination.adaptive_max_rate
+    return APISettings(
+        base_url=destination.url,
+        timeouts=TimeoutSettings(connect=t, attempt=t, overall=t),
+        pool=PoolSettings(max_connections=connections, max_keepalive_connections=connections),
+        retry=RetrySettings(max_attempts=1, retryable_statuses=RETRYABLE_STATUSES),
+        breaker=BreakerSettings(
+            enabled=destination.breaker_failure_rate is not None,
+            failure_rate=destination.breaker_failure_rate or 1.0,
+            min_calls=destination.breaker_min_calls,
+            window=destination.breaker_window_seconds,
+            open_for=destination.breaker_open_seconds,
+            half_open_max_calls=destination.breaker_probes,
+        ),
+        rate_limit=RateLimitSettings(enabled=False)
+        if adaptive is None
+        else RateLimitSettings(
+            start=adaptive, max=adaptive, min=min(destination.adaptive_min_rate, adaptive)
+        ),
+    )
 
 
-class HttpxDeliverer:
-    """POST the raw body with ``Idempotency-Key: {provider}:{event_id}``."""
+class OutboundDeliverer:
+    """POST the raw body with ``Idempotency-Key: {provider}:{event_id}``, one outbound client per destination.
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    Clients are keyed by the destination's settings (frozen, hashable), as dispatch hands us those;
+    two destinations configured identically are the same endpoint and share a client and its breaker.
+    ``transport`` is for unit tests (``httpx.MockTransport``).
+
+    >>> async with OutboundDeliverer(settings.pipeline.destinations, lanes=2) as deliverer:  # doctest: +SKIP
+    ...     await deliverer.deliver(envelope, destination)
+    """
+
+    def __init__(
+        self,
+        destinations: Mapping[str, Destination],
+        *,
+        lanes: int = 1,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._lanes = lanes
+        self._transport = transport
+        self._clients: dict[HttpDestination, APIClient] = {}
+        for name, destination in destinations.items():
+            if isinstance(destination, HttpDestination):
+                self.client(destination, name)
+
+    def client(self, destination: HttpDestination, name: str | None = None) -> APIClient:
+        """The destination's client, created on first use (the breaker and limiter live as long as it)."""
+        client = self._clients.get(destination)
+        if client is None:
+            settings = api_settings(destination, lanes=self._lanes)
+            client = APIClient(name or destination.url, settings, transport=self._transport)
+            self._clients[destination] = client
+        return client
 
     async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination) -> None:
         headers = {
             "content-type": envelope.content_type,
-            "idempotency-key": envelope.key,
             "x-breakwater-event-type": envelope.event_type,
             "x-breakwater-envelope-id": envelope.id,
             "x-breakwater-attempt": str(envelope.attempt + 1),
             # One webhook is one trace: the destination sees the edge's trace id, under a span of its own.
             "traceparent": child_traceparent(envelope.trace_parent),
         }
+        client = self.client(destination)
         try:
-            response = await self._client.post(
-                destination.url, content=envelope.body, headers=headers, timeout=destination.timeout_seconds
+            response = await client.request(
+                "POST",
+                destination.url,
+                idempotency_key=envelope.key,
+                content=envelope.body,
+                headers=headers,
             )
-        except httpx.TimeoutException as exc:
-            raise RetryableDelivery("timeout", f"{destination.url}: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
+        except (RetryableError, PermanentError) as exc:
+            raise delivery_error(exc) from exc
+        except (
+            httpx.HTTPError
+        ) as exc:  # e.g. a body we cannot decode: a poison answer must not stop the worker
             raise RetryableDelivery("connect", f"{destination.url}: {type(exc).__name__} {exc}") from exc
-        classify(response)
+        if not 200 <= response.status_code < 300:  # the client returns 1xx-3xx; only 2xx is delivered
+            raise PermanentDelivery(
+                f"http_{response.status_code}", f"POST {destination.url} answered {response.status_code}"
+            )
+
+    async def aclose(self) -> None:
+        """Close every client's connection pool (the worker does this when it stops)."""
+        for client in self._clients.values():
+            await client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

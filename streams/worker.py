@@ -18,14 +18,12 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from schemas.signing import EnvelopeSigner
-from services.config import BreakwaterSettings, HttpDestination, load_settings
+from services.config import BreakwaterSettings, load_settings
 from services.kafka.admin import ensure_topics
 from services.telemetry import configure_logging
 from streams.dedup import DedupHandler
-from streams.destinations import HttpxDeliverer
+from streams.destinations import Deliverer, OutboundDeliverer
 from streams.dispatch import DispatchHandler
 from streams.eos import Handler, LoopConfig, TransactionalLoop
 from streams.metrics import Metrics
@@ -49,7 +47,7 @@ def state_dir(settings: BreakwaterSettings) -> Path:
 
 
 def build_loops(
-    settings: BreakwaterSettings, client: httpx.AsyncClient, metrics: Metrics
+    settings: BreakwaterSettings, deliverer: Deliverer, metrics: Metrics
 ) -> list[TransactionalLoop]:
     """Every loop of one worker, wired from ``settings``."""
     pipeline = settings.pipeline
@@ -85,7 +83,6 @@ def build_loops(
     policy = RetryPolicy(
         tuple(pipeline.retry_tiers), pipeline.retry_jitter, pipeline.max_attempts, random.Random()
     )
-    deliverer = HttpxDeliverer(client)
     for provider in settings.provider_names:
         handler = DispatchHandler(
             provider=provider,
@@ -107,12 +104,10 @@ def build_loops(
     return loops
 
 
-def http_client(settings: BreakwaterSettings) -> httpx.AsyncClient:
-    http = [d for d in settings.pipeline.destinations.values() if isinstance(d, HttpDestination)]
-    connections = sum(d.concurrency for d in http) or 1
-    return httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    )
+def http_deliverer(settings: BreakwaterSettings) -> OutboundDeliverer:
+    """One outbound client (breaker, pacing, pool) per HTTP destination, shared by every provider's loop."""
+    lanes = len(settings.provider_names) or 1  # each provider's loop may fill a destination's concurrency
+    return OutboundDeliverer(settings.pipeline.destinations, lanes=lanes)
 
 
 async def serve(settings: BreakwaterSettings, stop: asyncio.Event, metrics: Metrics | None = None) -> Metrics:
@@ -120,8 +115,8 @@ async def serve(settings: BreakwaterSettings, stop: asyncio.Event, metrics: Metr
     await ensure_topics(settings.kafka.servers, catalogue(settings))
     metrics = Metrics() if metrics is None else metrics
     attach(settings, metrics)
-    async with http_client(settings) as client:
-        loops = build_loops(settings, client, metrics)
+    async with http_deliverer(settings) as deliverer:  # closes the clients' pools when the worker stops
+        loops = build_loops(settings, deliverer, metrics)
         async with worker_probes(settings, loops), asyncio.TaskGroup() as group:
             for each in loops:
                 group.create_task(each.run(stop), name=each.config.name)

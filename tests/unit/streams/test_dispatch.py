@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,7 +18,7 @@ from schemas.envelope import WebhookEnvelope
 from schemas.events import EventRecord
 from schemas.retry import RetryRecord
 from services.config import ConfigError, HttpDestination, RetryTier, load_settings
-from streams.destinations import HttpxDeliverer, PermanentDelivery, RetryableDelivery, parse_retry_after
+from streams.destinations import OutboundDeliverer, PermanentDelivery, RetryableDelivery, api_settings
 from streams.dispatch import DESTINATION_HEADER, DispatchHandler
 from streams.metrics import Metrics
 from streams.policy import RetryPolicy
@@ -276,16 +277,37 @@ def test_routes_naming_unknown_destinations_fail_at_start() -> None:
         load_settings(pipeline={"routes": [{"destinations": ["nope"]}]})
 
 
+def mock_deliverer(
+    answer: Callable[[httpx.Request], httpx.Response], destination: HttpDestination
+) -> OutboundDeliverer:
+    """The real deliverer and outbound client, over an in-process transport."""
+    return OutboundDeliverer({"hook": destination}, transport=httpx.MockTransport(answer))
+
+
+async def outcome_of(deliverer: OutboundDeliverer, destination: HttpDestination) -> object:
+    try:
+        await deliverer.deliver(envelope("stripe", "evt_9"), destination)
+    except RetryableDelivery as exc:
+        return ("retryable", exc.error_class, exc.retry_after)
+    except PermanentDelivery as exc:
+        return ("permanent", exc.error_class, None)
+    return None
+
+
 @pytest.mark.parametrize(
     ("status", "headers", "expected"),
     [
         (200, {}, None),
+        (204, {}, None),
         (500, {}, ("retryable", "http_500", None)),
-        (503, {}, ("retryable", "http_503", None)),
+        (501, {}, ("retryable", "http_501", None)),
+        (503, {"retry-after": "3"}, ("retryable", "http_503", 3.0)),
         (429, {"retry-after": "7"}, ("retryable", "http_429", 7.0)),
         (408, {}, ("retryable", "http_408", None)),
+        (302, {"location": "http://elsewhere/"}, ("permanent", "http_302", None)),
         (404, {}, ("permanent", "http_404", None)),
         (422, {}, ("permanent", "http_422", None)),
+        (425, {}, ("permanent", "http_425", None)),
     ],
 )
 async def test_http_answers_are_classified(status: int, headers: dict[str, str], expected: object) -> None:
@@ -295,38 +317,91 @@ async def test_http_answers_are_classified(status: int, headers: dict[str, str],
         seen.append(request)
         return httpx.Response(status, headers=headers)
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        deliverer = HttpxDeliverer(client)
-        item = envelope("stripe", "evt_9")
-        try:
-            await deliverer.deliver(item, HttpDestination(url="http://dest/hook"))
-            outcome = None
-        except RetryableDelivery as exc:
-            outcome = ("retryable", exc.error_class, exc.retry_after)
-        except PermanentDelivery as exc:
-            outcome = ("permanent", exc.error_class, None)
-    assert outcome == expected
-    assert seen[0].headers["idempotency-key"] == "stripe:evt_9"
-    assert seen[0].content == item.body
+    async with mock_deliverer(answer, HttpDestination(url="http://dest/hook")) as deliverer:
+        assert await outcome_of(deliverer, HttpDestination(url="http://dest/hook")) == expected
+    assert len(seen) == 1  # one call per delivery: the pipeline retries through its tiers, never inline
 
 
-async def test_timeouts_and_refused_connections_are_retryable() -> None:
+async def test_the_deliverer_sends_the_body_and_the_pipeline_headers_once_each() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    item = envelope("stripe", "evt_9", "charge.refunded").model_copy(
+        update={"attempt": 2, "trace_parent": trace}
+    )
+    destination = HttpDestination(url="http://dest/hook")
+    async with mock_deliverer(answer, destination) as deliverer:
+        await deliverer.deliver(item, destination)
+    [request] = seen
+    assert request.method == "POST" and str(request.url) == "http://dest/hook"
+    assert request.content == item.body
+    assert request.headers.get_list("idempotency-key") == ["stripe:evt_9"]
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["x-breakwater-event-type"] == "charge.refunded"
+    assert request.headers["x-breakwater-envelope-id"] == item.id
+    assert request.headers["x-breakwater-attempt"] == "3"
+    assert request.headers["traceparent"].split("-")[1] == trace.split("-")[1]
+    assert request.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("error", "error_class"),
+    [
+        (httpx.ConnectTimeout("slow"), "timeout"),
+        (httpx.ReadTimeout("slow"), "timeout"),
+        (httpx.ConnectError("refused"), "connect"),
+        (httpx.RemoteProtocolError("hung up"), "connect"),
+    ],
+)
+async def test_timeouts_and_refused_connections_are_retryable(error: Exception, error_class: str) -> None:
     def boom(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectTimeout("slow") if "slow" in str(request.url) else httpx.ConnectError("refused")
+        raise error
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(boom)) as client:
-        deliverer = HttpxDeliverer(client)
-        for url, error_class in (("http://slow/x", "timeout"), ("http://down/x", "connect")):
-            with pytest.raises(RetryableDelivery) as caught:
-                await deliverer.deliver(envelope("stripe", "e"), HttpDestination(url=url))
-            assert caught.value.error_class == error_class
+    destination = HttpDestination(url="http://down/x")
+    async with mock_deliverer(boom, destination) as deliverer:
+        assert await outcome_of(deliverer, destination) == ("retryable", error_class, None)
 
 
-def test_retry_after_http_dates_are_seconds_from_now() -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=20)).strftime("%a, %d %b %Y %H:%M:%S GMT")
-    assert parse_retry_after(soon) == pytest.approx(20, abs=2)
-    assert parse_retry_after("12") == 12.0
-    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+async def test_an_open_circuit_refuses_without_calling_and_says_for_how_long() -> None:
+    calls: list[httpx.Request] = []
+
+    def failing(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503)
+
+    destination = HttpDestination(
+        url="http://dest/hook", breaker_failure_rate=0.5, breaker_min_calls=2, breaker_open_seconds=30
+    )
+    async with mock_deliverer(failing, destination) as deliverer:
+        outcomes = [await outcome_of(deliverer, destination) for _ in range(4)]
+    assert outcomes[:2] == [("retryable", "http_503", None)] * 2
+    for outcome in outcomes[2:]:
+        assert isinstance(outcome, tuple) and outcome[:2] == ("retryable", "circuit_open")
+        assert 29 <= outcome[2] <= 30  # the breaker's remaining open time: dispatch cools the lane down
+    assert len(calls) == 2
+
+
+def test_destination_defaults_keep_the_pipeline_behaviour() -> None:
+    settings = api_settings(
+        HttpDestination(url="http://dest/hook", timeout_seconds=4, concurrency=8), lanes=2
+    )
+    assert settings.retry.max_attempts == 1
+    assert not settings.breaker.enabled and not settings.rate_limit.enabled
+    assert settings.pool.max_connections == 16
+    assert settings.timeouts.attempt == settings.timeouts.overall == 4
+    paced = api_settings(HttpDestination(url="http://d/", adaptive_max_rate=50, adaptive_min_rate=2))
+    assert paced.rate_limit.enabled and (paced.rate_limit.start, paced.rate_limit.min) == (50, 2)
+    with pytest.raises(ConfigError, match="adaptive_min_rate"):
+        load_settings(
+            pipeline={
+                "destinations": {"h": {"kind": "http", "url": "http://d/", "adaptive_max_rate": 0.5}},
+                "routes": [{"destinations": ["h"]}],
+            }
+        )
 
 
 async def test_records_whose_turn_comes_after_the_time_budget_wait_for_the_next_batch() -> None:
