@@ -13,7 +13,8 @@ import uvicorn
 from schemas.producer import EnvelopeProducer
 from schemas.signing import EnvelopeSigner
 from services.config import BreakwaterSettings, load_settings
-from services.edge.app import Edge, create_app
+from services.edge.app import create_app
+from services.edge.ingest import Edge
 from services.kafka.local import free_ports
 from tests.support.waiting import until
 
