@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 from schemas.envelope import WebhookEnvelope
 from services.config import RetryTier
 
-RATE_LIMITED = "http_429"
+# Answers that say "not now" rather than "failed": a 429, or our own breaker refusing while the
+# destination is down (nothing was sent). They pace; they count toward the budget only past 4x.
+PACING = frozenset({"http_429", "circuit_open"})
 
 
 def failures_at(envelope: WebhookEnvelope, destination: str, *, count_rate_limits: bool = False) -> int:
-    """Failed attempts at ``destination`` since the last replay; 429s are pacing, not failures, unless asked.
+    """Failed attempts at ``destination`` since the last replay; pacing answers count only when asked.
 
     An operator's replay (a ``stage="replay"`` entry, see services/operators/replay.py) gives the
     destination a fresh budget: the history before it stays for reading, but no longer counts.
@@ -26,7 +28,7 @@ def failures_at(envelope: WebhookEnvelope, destination: str, *, count_rate_limit
     return sum(
         1
         for error in errors
-        if error.destination == destination and (count_rate_limits or error.error_class != RATE_LIMITED)
+        if error.destination == destination and (count_rate_limits or error.error_class not in PACING)
     )
 
 

@@ -198,6 +198,7 @@ async def test_rate_limits_are_pacing_until_four_times_max_attempts() -> None:
     assert policy.exhausted(failed("http_500", "timeout"), "hook")
     assert policy.exhausted(failed(*["http_429"] * 8), "hook")
     assert not policy.exhausted(failed("http_500", "timeout"), "other")
+    assert not policy.exhausted(failed("circuit_open", "circuit_open", "http_500"), "hook")  # nothing was sent
 
 
 def test_an_operator_replay_gives_a_fresh_budget() -> None:
