@@ -7,6 +7,7 @@ run attaches its own :class:`Metrics`, which is what tests that start several in
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 
 from services.config import BreakwaterSettings
@@ -15,17 +16,26 @@ from services.telemetry import Telemetry, export_counters, setup_telemetry
 from streams.eos import TransactionalLoop
 from streams.metrics import Metrics
 
-_attached = Metrics()
+# Every worker run in this process: counters are monotonic per process, so a second in-process worker
+# (tests) adds to the first one's counts instead of replacing them. A deployed process has one.
+_attached: list[Metrics] = []
 _telemetry: Telemetry | None = None
+
+
+def _totals() -> Counter[str]:
+    totals: Counter[str] = Counter()
+    for metrics in _attached:
+        totals.update(metrics)
+    return totals
 
 
 def attach(settings: BreakwaterSettings, metrics: Metrics) -> None:
     """Export ``metrics`` (and record end-to-end latency from it) for this process."""
-    global _attached, _telemetry
+    global _telemetry
     if _telemetry is None:
         _telemetry = setup_telemetry(settings.telemetry, "worker")
-        export_counters(_telemetry.meter, lambda: _attached)
-    _attached = metrics
+        export_counters(_telemetry.meter, _totals)
+    _attached.append(metrics)
     metrics.on_delivered = _telemetry.end_to_end_latency.record
 
 
