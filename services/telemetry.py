@@ -91,23 +91,36 @@ PIPELINE_COUNTERS: dict[str, tuple[str, str | None, str]] = {
 }
 
 
+# Every source of worker counts in this process. The instruments are registered once (OpenTelemetry
+# keeps the first registration of a name) and report the sum, so counts stay monotonic per process
+# even when tests run several workers in it; a deployed worker process has one source.
+_COUNTER_SOURCES: list[Callable[[], Mapping[str, int]]] = []
+
+
 def export_counters(meter: metrics.Meter, counters: Callable[[], Mapping[str, int]]) -> None:
-    """Expose the ``{key: count}`` map that ``counters()`` returns as the :data:`PIPELINE_COUNTERS`.
+    """Add ``counters()`` (a ``{key: count}`` map) to what :data:`PIPELINE_COUNTERS` report.
 
     The counts are read at collection time (a scrape or an export), so the hot path stays a dict
     increment. They count processing, so a batch whose transaction aborted and was re-processed is
     counted again: exact counts live on the topics (``breakwater stats``), these show rates.
     """
+    first = not _COUNTER_SOURCES
+    _COUNTER_SOURCES.append(counters)
+    if not first:
+        return
     for name, (prefix, label, description) in PIPELINE_COUNTERS.items():
 
         def observe(
             options: CallbackOptions, prefix: str = prefix, label: str | None = label
         ) -> Iterable[Observation]:
-            for key, count in list(counters().items()):
-                if label is None and key == prefix:
-                    yield Observation(count)
-                elif label is not None and key.startswith(prefix):
-                    yield Observation(count, {label: key[len(prefix) :]})
+            totals: dict[str, int] = {}  # label value ("" when the counter has no label) -> count
+            for source in list(_COUNTER_SOURCES):
+                for key, count in list(source().items()):
+                    if (key == prefix) if label is None else key.startswith(prefix):
+                        value = key[len(prefix) :]
+                        totals[value] = totals.get(value, 0) + count
+            for value, count in totals.items():
+                yield Observation(count, {label: value} if label is not None else {})
 
         meter.create_observable_counter(name, callbacks=[observe], description=description)
 
