@@ -60,7 +60,6 @@ class PermanentDelivery(PermanentError):
 class Deliverer(Protocol):
     async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination) -> None:
         """Return on 2xx; raise :class:`RetryableDelivery` or :class:`PermanentDelivery`."""
-        ...
 
 
 def delivery_error(exc: BreakwaterError) -> RetryableDelivery | PermanentDelivery:

@@ -49,10 +49,8 @@ class Handler(Protocol):
 
     def maintain(self) -> list[Out]:
         """Housekeeping records (e.g. expiry tombstones) to add to the next transaction."""
-        ...
 
     def on_committed(self, last_offsets: dict[TopicPartition, int]) -> None:
         """The transaction committed; ``last_offsets`` is the last offset written to each partition."""
-        ...
 
     def on_aborted(self) -> None: ...

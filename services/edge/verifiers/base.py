@@ -40,4 +40,3 @@ class Verifier(Protocol):
 
     async def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> list[VerifiedEvent]:
         """Return the events in ``body`` or raise BadSignature / StaleTimestamp / MalformedRequest."""
-        ...
