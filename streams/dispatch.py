@@ -24,7 +24,7 @@ from schemas.retry import RetryRecord
 from services.config import Destination, HttpDestination, KafkaDestination, PipelineSettings
 from services.errors import BreakwaterError
 from streams.destinations import Deliverer, PermanentDelivery
-from streams.eos_types import Batch, Out, Outcome, Record
+from streams.eos_types import Batch, Out, Outcome, Record, StatelessHandler
 from streams.metrics import Metrics
 from streams.policy import RetryPolicy, failures_at
 from streams.routing import Router
@@ -35,7 +35,7 @@ DESTINATION_HEADER = "bw-destination"
 log = logging.getLogger(__name__)
 
 
-class DispatchHandler:
+class DispatchHandler(StatelessHandler):
     """Handler for the transactional loop over one provider's ready topic."""
 
     def __init__(
@@ -61,21 +61,6 @@ class DispatchHandler:
             name: Lane(d.rate, d.concurrency if isinstance(d, HttpDestination) else 1_000_000)
             for name, d in self._destinations.items()
         }
-
-    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
-        return None
-
-    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
-        return None
-
-    def maintain(self) -> list[Out]:
-        return []
-
-    def on_committed(self, last_offsets: dict[TopicPartition, int]) -> None:
-        return None
-
-    def on_aborted(self) -> None:
-        return None
 
     async def handle(self, batch: Batch) -> Outcome:
         """Dispatch a batch; records whose turn comes after the time budget wait for the next batch.

@@ -54,3 +54,22 @@ class Handler(Protocol):
         """The transaction committed; ``last_offsets`` is the last offset written to each partition."""
 
     def on_aborted(self) -> None: ...
+
+
+class StatelessHandler:
+    """The lifecycle hooks of a :class:`Handler` that keeps no state of its own (dispatch, retry tiers)."""
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        return None
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        return None
+
+    def maintain(self) -> list[Out]:
+        return []
+
+    def on_committed(self, last_offsets: dict[TopicPartition, int]) -> None:
+        return None
+
+    def on_aborted(self) -> None:
+        return None

@@ -12,40 +12,24 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from schemas.retry import RetryRecord
 from streams.dispatch import DESTINATION_HEADER
-from streams.eos_types import Batch, Out, Outcome
+from streams.eos_types import Batch, Out, Outcome, StatelessHandler
 from streams.metrics import Metrics
 from streams.topics import PipelineTopics
 
 log = logging.getLogger(__name__)
 
 
-class RetryHandler:
+class RetryHandler(StatelessHandler):
     """Handler for the transactional loop over one retry tier."""
 
     def __init__(self, *, tier: str, topics: PipelineTopics, metrics: Metrics) -> None:
         self.tier = tier
         self._topics = topics
         self._metrics = metrics
-
-    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
-        return None
-
-    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
-        return None
-
-    def maintain(self) -> list[Out]:
-        return []
-
-    def on_committed(self, last_offsets: dict[TopicPartition, int]) -> None:
-        return None
-
-    def on_aborted(self) -> None:
-        return None
 
     async def handle(self, batch: Batch) -> Outcome:
         outcome = Outcome()
