@@ -8,7 +8,7 @@ CONFIG ?= deploy/local/breakwater.toml
 BW := $(BIN)/breakwater --config $(CONFIG)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv kafka-jars run test test-unit test-integration test-chaos test-scale lint schemas bench bench-edge bench-outbound bench-pipeline flood clean
+.PHONY: help venv kafka-jars run test test-unit test-integration test-chaos test-scale lint schemas bench bench-edge bench-outbound bench-pipeline flood soak clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ flood: venv kafka-jars ## The Cyber Monday storm: scripted flood, report + plot 
 
 bench-pipeline: venv kafka-jars ## Pipeline events/s (EOS) vs a raw aiokafka transactional loop; worker RSS on a 1M backlog
 	$(BIN)/python -m benchmarks.bench_pipeline
+
+soak: venv kafka-jars ## Ten minutes of storm: RSS of every process, minute two vs the last minute
+	$(BIN)/python -m benchmarks.soak
 
 bench: venv kafka-jars ## Every benchmark and the storm, then one table of figures against same-run baselines
 	$(BIN)/python -m benchmarks.bench_all
