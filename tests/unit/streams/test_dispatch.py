@@ -198,7 +198,8 @@ async def test_rate_limits_are_pacing_until_four_times_max_attempts() -> None:
     assert policy.exhausted(failed("http_500", "timeout"), "hook")
     assert policy.exhausted(failed(*["http_429"] * 8), "hook")
     assert not policy.exhausted(failed("http_500", "timeout"), "other")
-    assert not policy.exhausted(failed("circuit_open", "circuit_open", "http_500"), "hook")  # nothing was sent
+    # a breaker's refusal sent nothing: it paces like a 429
+    assert not policy.exhausted(failed("circuit_open", "circuit_open", "http_500"), "hook")
 
 
 def test_an_operator_replay_gives_a_fresh_budget() -> None:
