@@ -12,7 +12,6 @@ after Kafka acknowledged every envelope. Refusals are small JSON bodies
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 import httpx
@@ -33,8 +32,6 @@ from services.telemetry import (
     prometheus_text,
     setup_telemetry,
 )
-
-log = logging.getLogger(__name__)
 
 
 def create_app(

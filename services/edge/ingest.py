@@ -32,7 +32,7 @@ from services.errors import (
 )
 from services.telemetry import HEADER_GETTER, PROPAGATOR, Telemetry, child_traceparent, current_traceparent
 
-log = logging.getLogger("services.edge.app")
+log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
