@@ -1,7 +1,8 @@
 """A small HTTP/1.1 keep-alive load generator on raw asyncio streams.
 
 httpx spends more CPU per request than the servers under test, which would measure the client; this
-sends pre-rendered requests over ``connections`` keep-alive sockets and records each latency.
+sends pre-rendered requests over ``connections`` keep-alive sockets and records each latency. The wire
+format (request rendering, response parsing) is the storm's own, from :mod:`services.flood.loadgen`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from services.flood.loadgen import read_response, render_post
 
-def render_post(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+__all__ = ["LoadResult", "render_post", "run_load"]
 
 
 @dataclass
@@ -40,19 +39,6 @@ class LoadResult:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    if length:
-        await reader.readexactly(length)
-    return status
-
-
 async def run_load(
     host: str, port: int, requests: Sequence[bytes], *, connections: int, seconds: float, warmup: float = 1.0
 ) -> LoadResult:
@@ -71,7 +57,7 @@ async def run_load(
                 sent = time.perf_counter()
                 writer.write(next(source))
                 try:
-                    status = await _read_response(reader)
+                    status, _ = await read_response(reader)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     result.errors += 1
                     writer.close()

@@ -13,6 +13,7 @@ import itertools
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 
 from services.cli.sample import signed_sample
 from services.kafka.local import LocalCluster
+from streams.topics import PipelineTopics
 from tests.support.edge import SECRETS, SIGNING_KEY, edge_settings, running_edge
 from tests.support.pipeline import CommittedReader, WorkerProcess, create_topics, pipeline_config, settings_of
 
@@ -94,7 +96,7 @@ async def edges(bootstrap: str, inbound: str, count: int) -> AsyncIterator[list[
         yield urls
 
 
-async def delivered_exactly_once(config: dict[str, Any], storm: Storm, events: CommittedReader) -> None:
+async def delivered_exactly_once(storm: Storm, events: CommittedReader) -> None:
     await events.until(lambda r: set(r.keys()) >= {k.encode() for k in storm.accepted}, 180, "every 202")
     await events.settle(3.0)
     keys = Counter(events.keys())
@@ -105,64 +107,65 @@ async def delivered_exactly_once(config: dict[str, Any], storm: Storm, events: C
     assert set(keys) <= {k.encode() for k in storm.sent}
 
 
-async def wait_for(reader: CommittedReader, count: int) -> None:
-    await reader.until(lambda r: len(r.records) >= count, 120, f"{count} deliveries")
+@dataclass
+class StormRun:
+    storm: Storm
+    events: CommittedReader
+    workers: list[WorkerProcess]
+    topics: PipelineTopics
+    flood: asyncio.Task[None]
+
+    async def until_delivered(self, count: int) -> None:
+        await self.events.until(lambda r: len(r.records) >= count, 120, f"{count} deliveries")
+
+
+@contextlib.asynccontextmanager
+async def storm_through(
+    cluster: LocalCluster, name: str, state: Path, *, workers: int, seed: int
+) -> AsyncIterator[StormRun]:
+    """Two edges and ``workers`` worker processes on ``cluster``, with a 4,000-webhook storm under way."""
+    config = scale_config(cluster.bootstrap, name, state)
+    topics = await create_topics(settings_of(config))
+    processes = [WorkerProcess(config, f"w{i}", state.parent / f"w{i}.log") for i in range(workers)]
+    async with (
+        edges(cluster.bootstrap, topics.inbound, 2) as urls,
+        CommittedReader(cluster.bootstrap, topics.name("webhooks.events")) as events,
+    ):
+        for process in processes:
+            process.start()
+        storm = Storm(urls, total=4000, seed=seed)
+        flood = asyncio.create_task(storm.run())
+        try:
+            yield StormRun(storm, events, processes, topics, flood)
+        finally:
+            flood.cancel()
+            for process in processes:
+                process.stop()
 
 
 async def test_a_broker_stopped_mid_storm_loses_and_doubles_nothing(
     kafka_cluster: LocalCluster, state: Path, unique: Callable[[str], str]
 ) -> None:
-    config = scale_config(kafka_cluster.bootstrap, unique("scale-broker"), state)
-    settings = settings_of(config)
-    topics = await create_topics(settings)
-    workers = [WorkerProcess(config, f"w{i}", state.parent / f"w{i}.log") for i in range(2)]
-    storm = Storm([], total=4000, seed=1)
-    victim = kafka_cluster.nodes[1]
-    async with (
-        edges(kafka_cluster.bootstrap, topics.inbound, 2) as urls,
-        CommittedReader(kafka_cluster.bootstrap, topics.name("webhooks.events")) as events,
-    ):
-        storm.urls = itertools.cycle(urls)
-        for worker in workers:
-            worker.start()
-        try:
-            flood = asyncio.create_task(storm.run())
-            await wait_for(events, 800)
-            await asyncio.to_thread(victim.stop)
-            await flood
-            await delivered_exactly_once(config, storm, events)
-        finally:
-            for worker in workers:
-                worker.stop()
-            await asyncio.to_thread(kafka_cluster.start)  # bring the node back for the next test
-    assert storm.statuses[202] >= len(storm.accepted) > 3000 * 0.8
+    try:
+        async with storm_through(kafka_cluster, unique("scale-broker"), state, workers=2, seed=1) as run:
+            await run.until_delivered(800)
+            await asyncio.to_thread(kafka_cluster.nodes[1].stop)
+            await run.flood
+            await delivered_exactly_once(run.storm, run.events)
+    finally:
+        await asyncio.to_thread(kafka_cluster.start)  # bring the node back for the next test
+    assert run.storm.statuses[202] >= len(run.storm.accepted) > 3000 * 0.8
 
 
 async def test_a_worker_killed_mid_storm_hands_over_and_counts_add_up(
     kafka_cluster: LocalCluster, state: Path, unique: Callable[[str], str]
 ) -> None:
-    config = scale_config(kafka_cluster.bootstrap, unique("scale-worker"), state)
-    settings = settings_of(config)
-    topics = await create_topics(settings)
-    workers = [WorkerProcess(config, f"w{i}", state.parent / f"w{i}.log") for i in range(3)]
-    storm = Storm([], total=4000, seed=2)
-    async with (
-        edges(kafka_cluster.bootstrap, topics.inbound, 2) as urls,
-        CommittedReader(kafka_cluster.bootstrap, topics.name("webhooks.events")) as events,
-    ):
-        storm.urls = itertools.cycle(urls)
-        for worker in workers:
-            worker.start()
-        try:
-            flood = asyncio.create_task(storm.run())
-            await wait_for(events, 1000)
-            workers[0].kill()
-            await flood
-            await delivered_exactly_once(config, storm, events)
-            assert workers[1].alive() and workers[2].alive()
-        finally:
-            for worker in workers:
-                worker.stop()
-    async with CommittedReader(kafka_cluster.bootstrap, topics.quarantine) as quarantine:
+    async with storm_through(kafka_cluster, unique("scale-worker"), state, workers=3, seed=2) as run:
+        await run.until_delivered(1000)
+        run.workers[0].kill()
+        await run.flood
+        await delivered_exactly_once(run.storm, run.events)
+        assert run.workers[1].alive() and run.workers[2].alive()
+    async with CommittedReader(kafka_cluster.bootstrap, run.topics.quarantine) as quarantine:
         await quarantine.settle(0.5)
     assert quarantine.records == []
