@@ -31,9 +31,11 @@ lock and the commit in flight, so no batch straddles a change of assignment, and
 an older assignment is given back unprocessed (the consumer re-reads it from the committed offset).
 
 The transactional id is stable per worker slot and role (``{app}-{role}-{worker_id}``): a worker
-restarted in the same slot fences its dead predecessor and aborts its open transaction at once. Without
-KIP-447 (aiokafka sends no group generation with the offsets) a *live* zombie that lost its partitions
-could still commit; a killed process cannot, which is what the chaos tests exercise.
+restarted in the same slot fences its dead predecessor and aborts its open transaction at once. A *live*
+zombie (a worker the group dropped while it held a batch) is fenced by the group instead:
+:mod:`streams.group_fencing` commits the offsets with the generation the batch was fetched under and
+reads committed offsets only once stable (KIP-447, which aiokafka lacks). A fenced transaction is
+aborted and its batch, and the one processed behind it, are re-read; the worker carries on.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from streams.batching import BatchSender, last_offsets
 from streams.eos_types import Batch, Handler, Out, Outcome
+from streams.group_fencing import GroupFenced, Membership, fence_offsets_by_generation, read_stable_offsets
 
 __all__ = ["Batch", "Handler", "LoopConfig", "Out", "Outcome", "TransactionalLoop"]
 
@@ -64,6 +67,7 @@ class LoopConfig:
     max_records: int = 2000
     transaction_timeout_ms: int = 60_000
     session_timeout_ms: int = 10_000
+    max_poll_interval_ms: int = 300_000
     client_id: str = "breakwater-worker"
     fetch_timeout_ms: int = 200
 
@@ -82,6 +86,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's
         async with self._loop.lock:
             self._loop.generation += 1
             self._loop._sender.forget_partition_counts()
+            await self._loop.wait_until_stable(assigned)
             await self._loop.handler.on_assigned(set(assigned))
 
 
@@ -95,6 +100,8 @@ class TransactionalLoop:
         self.generation = 0
         self.batches = 0
         self.records = 0
+        self.committed = 0
+        self.fenced = 0
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=config.bootstrap,
             group_id=config.group_id,
@@ -105,6 +112,7 @@ class TransactionalLoop:
             max_poll_records=config.max_records,
             fetch_max_wait_ms=100,
             session_timeout_ms=config.session_timeout_ms,
+            max_poll_interval_ms=config.max_poll_interval_ms,
             heartbeat_interval_ms=max(100, config.session_timeout_ms // 4),
         )
         self._producer = AIOKafkaProducer(
@@ -123,12 +131,15 @@ class TransactionalLoop:
             transaction_timeout_ms=config.transaction_timeout_ms,
         )
         self._sender = BatchSender(self._producer)
+        self._generation_slot = fence_offsets_by_generation(self._producer)
         self._inflight: asyncio.Task[None] | None = None
+        self._inflight_starts: dict[TopicPartition, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._producer.start()
         try:
             await self._consumer.start()
+            read_stable_offsets(self._consumer)
             self._consumer.subscribe(list(self.config.topics), listener=_Rebalance(self))
             try:
                 while not stop.is_set():
@@ -140,11 +151,40 @@ class TransactionalLoop:
         finally:
             await self._producer.stop()
 
-    async def settle(self) -> None:
-        """Wait until the transaction in flight committed (raises if it failed)."""
+    async def settle(self) -> bool:
+        """Wait for the transaction in flight; ``False`` if the group fenced it (other failures raise).
+
+        A fenced batch was aborted: its partitions are sought back to where it started, so it is re-read
+        if they are still ours (and by their new owner, from the same committed offset, if not).
+        """
         task, self._inflight = self._inflight, None
-        if task is not None:
+        if task is None:
+            return True
+        try:
             await task
+        except GroupFenced as fenced:
+            self.fenced += 1
+            log.warning("%s: transaction aborted, %s; its batch will be re-read", self.config.name, fenced)
+            self._seek_back(self._inflight_starts)
+            return False
+        return True
+
+    async def wait_until_stable(self, partitions: set[TopicPartition]) -> None:
+        """Wait until no open transaction holds offsets for ``partitions`` (a previous owner's last one).
+
+        Handlers restore state from changelogs on assignment; reading them before the previous owner's
+        last transaction settled would miss what it wrote while its offsets land after the restore.
+        """
+        if partitions:
+            await self._consumer._coordinator.fetch_committed_offsets(partitions)
+
+    def _seek_back(
+        self, starts: dict[TopicPartition, int], keep: frozenset[TopicPartition] = frozenset()
+    ) -> None:
+        assigned = self._consumer.assignment()
+        for tp, offset in starts.items():
+            if tp in assigned and tp not in keep:
+                self._consumer.seek(tp, offset)
 
     async def _step(self) -> None:
         """Fetch and process the next batch while the previous batch's transaction commits.
@@ -157,7 +197,8 @@ class TransactionalLoop:
             timeout_ms=self.config.fetch_timeout_ms, max_records=self.config.max_records
         )
         async with self.lock:
-            if generation != self.generation:
+            membership = Membership.of(self._consumer)
+            if generation != self.generation or membership is None:
                 self._rewind(batch)
                 return
             housekeeping = self.handler.maintain()
@@ -170,22 +211,32 @@ class TransactionalLoop:
                 self._consumer.seek(tp, offset)
             for tp, when in outcome.resume_at.items():
                 self._pause(tp, when)
-            await self.settle()
+            starts = {tp: records[0].offset for tp, records in batch.items() if records}
+            failed = self._inflight_starts
+            if not await self.settle():
+                self._seek_back(starts, keep=frozenset(failed))  # the earlier start of a partition wins
+                self.handler.on_aborted()
+                return
             outputs = housekeeping + outcome.records
+            self._inflight_starts = starts
             self._inflight = asyncio.create_task(
-                self._commit(outputs, offsets), name=f"{self.config.name}-commit"
+                self._commit(outputs, offsets, membership), name=f"{self.config.name}-commit"
             )
             self.batches += 1
             self.records += sum(len(records) for records in batch.values())
 
-    async def _commit(self, outputs: list[Out], offsets: dict[TopicPartition, int]) -> None:
+    async def _commit(
+        self, outputs: list[Out], offsets: dict[TopicPartition, int], membership: Membership
+    ) -> None:
         producer = self._producer
         await producer.begin_transaction()
         try:
             pending = await self._sender.send(outputs)
             if offsets:
+                self._generation_slot.current = membership
                 await producer.send_offsets_to_transaction(offsets, self.config.group_id)
             await producer.commit_transaction()
+            self.committed += 1
         except BaseException:
             self.handler.on_aborted()
             if producer._txn_manager is not None and producer._txn_manager.is_in_transaction():
