@@ -28,6 +28,8 @@ LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 
 # Brokers this process started: kept so they are reaped on stop (no zombies, no ResourceWarning).
 _SPAWNED: dict[int, subprocess.Popen[bytes]] = {}
+_LOG_START: dict[int, int] = {}  # pid -> size of its log when launched: what it writes comes after
+STARTED_MARKER = b"Kafka Server started"
 
 
 class LocalKafkaError(RuntimeError):
@@ -204,6 +206,7 @@ class LocalKafka:
         """Spawn the JVM and return at once (a cluster launches every node before any can answer)."""
         self.format_once()
         with self.log_file.open("ab") as log:
+            log_start = log.tell()
             process = subprocess.Popen(
                 self._java("kafka.Kafka", str(self.config_file)),
                 stdout=log,
@@ -212,21 +215,39 @@ class LocalKafka:
                 start_new_session=True,  # survives the CLI that started it; stopped by `kafka stop`
             )
         _SPAWNED[process.pid] = process
+        _LOG_START[process.pid] = log_start
         self.pid_file.write_text(str(process.pid))
 
     def wait_ready(self, timeout: float) -> None:
         """Return once the broker answers; fail with the log's tail if it dies or stays silent."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.pid() is None:
+            pid = self.pid()
+            if pid is None:
                 raise LocalKafkaError(f"broker on {self.bootstrap} exited:\n{self.log_tail()}")
-            if broker_answers(self.bootstrap, timeout=2.0):
+            if self._started(pid) and broker_answers(self.bootstrap, timeout=2.0):
                 return
             time.sleep(0.25)
         self.kill()
         raise LocalKafkaError(
             f"broker did not answer on {self.bootstrap} within {timeout:.0f}s:\n{self.log_tail()}"
         )
+
+    def _started(self, pid: int) -> bool:
+        """Whether the process we launched says it serves (a port answering may be someone else's).
+
+        Free ports are picked before the JVM binds them; another broker (a second test run's, a
+        restarted cluster node's) can take one meanwhile and answer in our place while ours fails.
+        """
+        start = _LOG_START.get(pid)
+        if start is None:  # launched by another process (``breakwater kafka start`` earlier)
+            return True
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(start)
+                return STARTED_MARKER in log.read()
+        except OSError:
+            return False
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop cleanly (SIGTERM: controlled shutdown), SIGKILL after ``timeout``. False if not running."""
