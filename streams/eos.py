@@ -48,7 +48,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from streams.batching import BatchSender, last_offsets
 from streams.eos_types import Batch, Handler, Out, Outcome
-from streams.group_fencing import GroupFenced, Membership, fence_offsets_by_generation, read_stable_offsets
+from streams.group_fencing import (
+    GroupFenced,
+    Membership,
+    fence_offsets_by_generation,
+    read_stable_offsets,
+    rejoin_after,
+)
 
 __all__ = ["Batch", "Handler", "LoopConfig", "Out", "Outcome", "TransactionalLoop"]
 
@@ -166,6 +172,7 @@ class TransactionalLoop:
             self.fenced += 1
             log.warning("%s: transaction aborted, %s; its batch will be re-read", self.config.name, fenced)
             self._seek_back(self._inflight_starts)
+            rejoin_after(self._consumer, fenced)
             return False
         return True
 

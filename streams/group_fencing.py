@@ -48,7 +48,13 @@ from aiokafka.protocol.types import (
 )
 from aiokafka.structs import OffsetAndMetadata
 
-__all__ = ["GroupFenced", "Membership", "fence_offsets_by_generation", "read_stable_offsets"]
+__all__ = [
+    "GroupFenced",
+    "Membership",
+    "fence_offsets_by_generation",
+    "read_stable_offsets",
+    "rejoin_after",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,25 @@ class GroupFenced(Errors.KafkaError):  # type: ignore[misc]  # aiokafka's errors
     """The consumer group no longer has this member at this generation: abort, re-read, carry on."""
 
     retriable = False
+
+    def __init__(self, message: str, error_code: int | None = None) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+def rejoin_after(consumer: AIOKafkaConsumer, fenced: GroupFenced) -> None:
+    """Make the consumer rejoin now, as aiokafka does after its own commit fails this way.
+
+    Until its heartbeat notices, the consumer would keep fetching under the dead generation, and every
+    batch would be processed (destinations called) only to be fenced again.
+    """
+    coordinator = consumer._coordinator
+    if coordinator is None or fenced.error_code is None:
+        return
+    if fenced.error_code == Errors.RebalanceInProgressError.errno:
+        coordinator.request_rejoin()
+    else:
+        coordinator.reset_generation()
 
 
 class UnstableOffsetCommit(Errors.KafkaError):  # type: ignore[misc]
@@ -208,7 +233,8 @@ class _FencedTxnOffsetCommitHandler(TxnOffsetCommitHandler):  # type: ignore[mis
                         self._sender._txn_manager,
                         GroupFenced(
                             f"group {self._group_id!r} moved past generation {self._membership.generation}"
-                            f" (error {error_code} for {topic}[{partition}])"
+                            f" (error {error_code} for {topic}[{partition}])",
+                            error_code,
                         ),
                     )
                     return None
