@@ -21,7 +21,7 @@ from schemas.deadletter import QuarantineRecord
 from schemas.envelope import WebhookEnvelope
 from schemas.producer import TRACEPARENT_HEADER
 from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
-from streams.dedup_store import PartitionStore
+from streams.dedup_store import PartitionStore, StoreMemory
 from streams.eos_types import Batch, Out, Outcome, Record
 from streams.metrics import Metrics
 from streams.topics import PipelineTopics
@@ -55,6 +55,7 @@ class DedupHandler:
         expiry_interval_seconds: float,
         state_dir: Path,
         metrics: Metrics,
+        memory_bytes: int = 64 << 20,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._bootstrap = bootstrap
@@ -68,6 +69,7 @@ class DedupHandler:
         self._clock = clock
         self._next_expiry = clock() + expiry_interval_seconds
         self.stores: dict[int, PartitionStore] = {}
+        self.memory = StoreMemory(memory_bytes)
 
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
         mine = sorted(tp.partition for tp in partitions if tp.topic == self._topics.inbound)
@@ -87,7 +89,7 @@ class DedupHandler:
             await restorer.stop()
 
     def _open(self, partition: int) -> PartitionStore:
-        return PartitionStore(self._state_dir / f"dedup-{partition}")
+        return PartitionStore(self._state_dir / f"dedup-{partition}", self.memory)
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
         gone = {tp.partition for tp in partitions} if partitions else set(self.stores)

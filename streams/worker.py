@@ -78,6 +78,7 @@ def build_loops(
         expiry_interval_seconds=pipeline.expiry_interval_seconds,
         state_dir=state_dir(settings),
         metrics=metrics,
+        memory_bytes=pipeline.dedup_memory_mb << 20,
     )
     loops = [loop("dedup", topics.inbound, dedup)]
     policy = RetryPolicy(
