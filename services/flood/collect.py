@@ -19,6 +19,7 @@ import httpx
 
 from schemas import topics as names
 from schemas.deadletter import DeadLetter, QuarantineRecord
+from schemas.envelope import WebhookEnvelope
 from schemas.retry import RetryRecord
 from services.operators.reader import read_snapshot
 from services.operators.stats import PartitionLag, consumer_lag
@@ -57,6 +58,15 @@ class Collected:
             self.delivered_at[dest] = [row for row in rows if row[0] != key]
         self.received_at.pop(key, None)
 
+    def add_pending(
+        self, envelope_json: bytes, destination: bytes | None, routed: Callable[[str, str], list[str]]
+    ) -> None:
+        """An envelope not yet consumed from inbound or a ready topic: in flight to its destinations."""
+        envelope = WebhookEnvelope.model_validate_json(envelope_json)
+        names = [destination.decode()] if destination else routed(envelope.provider, envelope.event_type)
+        for name in names:
+            self.pending[name].add(envelope.key)
+
     @property
     def duplicates_dropped(self) -> int:
         return max(0, self.inbound_consumed - self.passed_dedup - len(self.quarantined))
@@ -93,19 +103,14 @@ async def collect(
         if record.offset < committed.get((record.topic, record.partition), 0):
             seen.inbound_consumed += 1
         else:
-            envelope = json.loads(record.value)
-            for dest in routed(envelope["provider"], envelope["event_type"]):
-                seen.pending[dest].add(envelope["key"])
+            seen.add_pending(record.value, None, routed)
     for records in ready:
         for record in records:
             header = dict(record.headers).get(DESTINATION_HEADER)
             if header is None:
                 seen.passed_dedup += 1
             if record.offset >= committed.get((record.topic, record.partition), 0):
-                envelope = json.loads(record.value)
-                dests = [header.decode()] if header else routed(envelope["provider"], envelope["event_type"])
-                for dest in dests:
-                    seen.pending[dest].add(envelope["key"])
+                seen.add_pending(record.value, header, routed)
     for tier, records in zip(topics.retry_tiers, retries, strict=True):
         for record in records:
             retry = RetryRecord.model_validate_json(record.value)
