@@ -262,7 +262,8 @@ class PipelineSettings(_Section):
     dispatch_batch_seconds: float = Field(default=30.0, gt=0, le=240)
     """Time budget of one dispatch batch (pacing, slow endpoints); the rest waits for the next batch."""
     transaction_timeout_ms: int = Field(default=60_000, ge=1000)
-    """A killed worker's open transaction blocks read_committed readers this long unless its slot restarts."""
+    """A killed worker's open transaction blocks read_committed readers, and the next owner of its
+    partitions (which starts only from settled offsets), this long unless its slot restarts."""
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     """How soon the group notices a dead worker and hands its partitions to the others."""
 
