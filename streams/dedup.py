@@ -21,7 +21,7 @@ from schemas.deadletter import QuarantineRecord
 from schemas.envelope import WebhookEnvelope
 from schemas.producer import TRACEPARENT_HEADER
 from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
-from streams.dedup_store import PartitionStore, StoreMemory
+from streams.dedup_store import DEFAULT_MEMORY_BYTES, PartitionStore, StoreMemory
 from streams.eos_types import Batch, Out, Outcome, Record
 from streams.metrics import Metrics
 from streams.topics import PipelineTopics
@@ -55,7 +55,7 @@ class DedupHandler:
         expiry_interval_seconds: float,
         state_dir: Path,
         metrics: Metrics,
-        memory_bytes: int = 64 << 20,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._bootstrap = bootstrap

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
 _CHECKPOINT = b"m:changelog"
+DEFAULT_MEMORY_BYTES = 16 << 20
 _TS = struct.Struct(">Q")
 
 
@@ -80,7 +81,7 @@ class PartitionStore:
     def __init__(self, path: Path, memory: StoreMemory | None = None) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        memory = memory or StoreMemory(64 << 20)
+        memory = memory or StoreMemory(DEFAULT_MEMORY_BYTES)
         self._db = Rdict(str(path), options=memory.options())
         self._batch = WriteBatch(raw_mode=True)
         self._staged: dict[bytes, bytes] = {}

@@ -159,3 +159,14 @@ async def test_metrics_count_rejections_by_reason(client: httpx.AsyncClient) -> 
     labels = {"provider": "stripe", "reason": "bad_signature"}
     assert metric_value(after, name, **labels) - metric_value(before, name, **labels) == 3
     assert "breakwater_edge_accept_latency_seconds_bucket" in after
+
+
+async def test_other_methods_and_deeper_paths_still_get_the_routers_answers(
+    client: httpx.AsyncClient,
+) -> None:
+    """Only POST is a webhook; deeper or empty paths are not a provider."""
+    wrong_method = await client.get("/webhooks/stripe")
+    assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
+    assert (await client.post("/webhooks/stripe/extra", content=b"{}")).status_code == 404
+    assert (await client.post("/webhooks/", content=b"{}")).status_code == 404
+    assert (await client.get("/healthz")).json()["status"] == "alive"
