@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
 _CHECKPOINT = b"m:changelog"
-DEFAULT_MEMORY_BYTES = 16 << 20
+DEFAULT_MEMORY_BYTES = 64 << 20
 _TS = struct.Struct(">Q")
 
 

@@ -74,6 +74,8 @@ class LoopConfig:
     transaction_timeout_ms: int = 60_000
     session_timeout_ms: int = 10_000
     max_poll_interval_ms: int = 300_000
+    max_partition_fetch_bytes: int = 1 << 20
+    """Records prefetched per partition: memory a paused partition holds while it waits."""
     client_id: str = "breakwater-worker"
     fetch_timeout_ms: int = 200
 
@@ -119,6 +121,7 @@ class TransactionalLoop:
             fetch_max_wait_ms=100,
             session_timeout_ms=config.session_timeout_ms,
             max_poll_interval_ms=config.max_poll_interval_ms,
+            max_partition_fetch_bytes=config.max_partition_fetch_bytes,
             heartbeat_interval_ms=max(100, config.session_timeout_ms // 4),
         )
         self._producer = AIOKafkaProducer(

@@ -34,6 +34,10 @@ from streams.topics import PipelineTopics, catalogue
 
 log = logging.getLogger("breakwater.worker")
 METRICS_INTERVAL = 10.0
+# A retry tier's partitions spend most of their time paused until their head is due, each holding what
+# was prefetched for it; with the default 1 MiB that grew with the retry backlog (the soak's rate-limited
+# destination), 64 KiB bounds it while forwarding a due backlog still takes one fetch per ~25 records.
+RETRY_FETCH_BYTES = 64 << 10
 
 
 def signer_for(settings: BreakwaterSettings) -> EnvelopeSigner:
@@ -55,7 +59,7 @@ def build_loops(
     bootstrap = settings.kafka.servers
     app = pipeline.app_id
 
-    def loop(role: str, topic: str, handler: Handler) -> TransactionalLoop:
+    def loop(role: str, topic: str, handler: Handler, fetch_bytes: int = 1 << 20) -> TransactionalLoop:
         config = LoopConfig(
             name=role,
             bootstrap=bootstrap,
@@ -66,6 +70,7 @@ def build_loops(
             transaction_timeout_ms=pipeline.transaction_timeout_ms,
             session_timeout_ms=pipeline.session_timeout_ms,
             client_id=f"{settings.kafka.client_id}-{pipeline.worker_id}",
+            max_partition_fetch_bytes=fetch_bytes,
         )
         return TransactionalLoop(config, handler)
 
@@ -100,6 +105,7 @@ def build_loops(
                 f"retry-{tier.name}",
                 topics.retry(tier.name),
                 RetryHandler(tier=tier.name, topics=topics, metrics=metrics),
+                fetch_bytes=RETRY_FETCH_BYTES,
             )
         )
     return loops
