@@ -54,6 +54,7 @@ def main() -> None:
     report_path = Path(tempfile.mkdtemp(prefix="soak-")) / "soak-report.json"
     command = ["-m", "services.flood", "--report", str(report_path), "--duration", str(send)]
     command += ["--rate", str(args.rate / 100 / scale), "--scale", str(scale), "--drain", "60"]
+    command += ["--keep-temp"]  # the worker's and edge's logs: a soak that grows or stalls needs them
     subprocess.run([sys.executable, *command], check=False)
     report = json.loads(report_path.read_text())
     sent_for = report["seconds"]["send"]
