@@ -112,29 +112,27 @@ class Membership:
         return cls(coordinator.generation, coordinator.member_id)
 
 
+_STRING = CompactString("utf-8")
+
+
 def _tagged(*fields: tuple[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A flexible-version struct: its fields, then its tagged fields."""
     return (*fields, ("tags", TaggedFields))
+
+
+def _topics(*partition_fields: tuple[str, Any]) -> tuple[str, Any]:
+    """The ``topics: [{name, partitions: [...]}]`` field these requests and responses share."""
+    return (
+        "topics",
+        CompactArray(*_tagged(("name", _STRING), ("partitions", CompactArray(*_tagged(*partition_fields))))),
+    )
 
 
 class TxnOffsetCommitResponse_v3(Response):  # type: ignore[misc]  # aiokafka's protocol classes are untyped
     API_KEY = 28
     API_VERSION = 3
     SCHEMA = Schema(
-        *_tagged(
-            ("throttle_time_ms", Int32),
-            (
-                "topics",
-                CompactArray(
-                    *_tagged(
-                        ("name", CompactString("utf-8")),
-                        (
-                            "partitions",
-                            CompactArray(*_tagged(("partition_index", Int32), ("error_code", Int16))),
-                        ),
-                    )
-                ),
-            ),
-        )
+        *_tagged(("throttle_time_ms", Int32), _topics(("partition_index", Int32), ("error_code", Int16)))
     )
 
 
@@ -145,31 +143,18 @@ class TxnOffsetCommitRequest_v3(RequestStruct):  # type: ignore[misc]  # aiokafk
     RESPONSE_TYPE = TxnOffsetCommitResponse_v3
     SCHEMA = Schema(
         *_tagged(
-            ("transactional_id", CompactString("utf-8")),
-            ("group_id", CompactString("utf-8")),
+            ("transactional_id", _STRING),
+            ("group_id", _STRING),
             ("producer_id", Int64),
             ("producer_epoch", Int16),
             ("generation_id", Int32),
-            ("member_id", CompactString("utf-8")),
-            ("group_instance_id", CompactString("utf-8")),
-            (
-                "topics",
-                CompactArray(
-                    *_tagged(
-                        ("name", CompactString("utf-8")),
-                        (
-                            "partitions",
-                            CompactArray(
-                                *_tagged(
-                                    ("partition_index", Int32),
-                                    ("committed_offset", Int64),
-                                    ("committed_leader_epoch", Int32),
-                                    ("committed_metadata", CompactString("utf-8")),
-                                )
-                            ),
-                        ),
-                    )
-                ),
+            ("member_id", _STRING),
+            ("group_instance_id", _STRING),
+            _topics(
+                ("partition_index", Int32),
+                ("committed_offset", Int64),
+                ("committed_leader_epoch", Int32),
+                ("committed_metadata", _STRING),
             ),
         )
     )
@@ -300,25 +285,12 @@ class OffsetFetchResponse_v7(Response):  # type: ignore[misc]  # aiokafka's prot
     SCHEMA = Schema(
         *_tagged(
             ("throttle_time_ms", Int32),
-            (
-                "topics",
-                CompactArray(
-                    *_tagged(
-                        ("name", CompactString("utf-8")),
-                        (
-                            "partitions",
-                            CompactArray(
-                                *_tagged(
-                                    ("partition_index", Int32),
-                                    ("committed_offset", Int64),
-                                    ("committed_leader_epoch", Int32),
-                                    ("metadata", CompactString("utf-8")),
-                                    ("error_code", Int16),
-                                )
-                            ),
-                        ),
-                    )
-                ),
+            _topics(
+                ("partition_index", Int32),
+                ("committed_offset", Int64),
+                ("committed_leader_epoch", Int32),
+                ("metadata", _STRING),
+                ("error_code", Int16),
             ),
             ("error_code", Int16),
         )
@@ -332,12 +304,10 @@ class OffsetFetchRequest_v7(RequestStruct):  # type: ignore[misc]  # aiokafka's 
     RESPONSE_TYPE = OffsetFetchResponse_v7
     SCHEMA = Schema(
         *_tagged(
-            ("group_id", CompactString("utf-8")),
+            ("group_id", _STRING),
             (
                 "topics",
-                CompactArray(
-                    *_tagged(("name", CompactString("utf-8")), ("partition_indexes", CompactArray(Int32)))
-                ),
+                CompactArray(*_tagged(("name", _STRING), ("partition_indexes", CompactArray(Int32)))),
             ),
             ("require_stable", Boolean),
         )

@@ -59,7 +59,9 @@ def build_loops(
     bootstrap = settings.kafka.servers
     app = pipeline.app_id
 
-    def loop(role: str, topic: str, handler: Handler, fetch_bytes: int = 1 << 20) -> TransactionalLoop:
+    def loop(
+        role: str, topic: str, handler: Handler, fetch_bytes: int = LoopConfig.max_partition_fetch_bytes
+    ) -> TransactionalLoop:
         config = LoopConfig(
             name=role,
             bootstrap=bootstrap,
