@@ -5,7 +5,8 @@
 Runs ``breakwater flood`` with ``--minutes`` of flood at ``--rate`` webhooks a second (after its
 normal phase, half as long), then compares each process's RSS in the flood's second minute (warm:
 pools, caches and queues filled) with its RSS in the flood's last minute, from the flood's
-once-a-second samples. Prints a table; asserts nothing.
+once-a-second samples. The verdict counts Breakwater's processes (broker, edge, worker), not the flood's
+own measuring tools. Prints a table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.figures import record
+
+# The processes the target is about; the flood's load generator and destination simulator keep every
+# latency sample and delivery they see (the report needs them), so they grow by design.
+BREAKWATER = frozenset({"broker", "edge", "worker"})
 
 
 def growth(
@@ -63,11 +68,14 @@ def main() -> None:
     worst = 0.0
     for name, (early, late) in sorted(rows.items()):
         change = (late - early) / early * 100
-        worst = max(worst, change)
-        print(f"  {name:<10} {early:8.1f} MB -> {late:8.1f} MB   {change:+6.1f}%")
+        if name in BREAKWATER:
+            worst = max(worst, change)
+        role = "" if name in BREAKWATER else "  (measuring tool: keeps every sample, not counted)"
+        print(f"  {name:<10} {early:8.1f} MB -> {late:8.1f} MB   {change:+6.1f}%{role}")
     verdict = "met" if worst < 10 else "not met"
     passed = report["accounting"]["passed"]
-    print(f"largest growth {worst:+.1f}% (target < 10%: {verdict}); accounting passed: {passed}")
+    print(f"largest growth of broker, edge, worker {worst:+.1f}% (target < 10%: {verdict})")
+    print(f"accounting passed: {passed}")
     record("soak", minutes=args.minutes, worst_growth_pct=round(worst, 1))
 
 

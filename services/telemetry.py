@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -123,6 +124,29 @@ def export_counters(meter: metrics.Meter, counters: Callable[[], Mapping[str, in
                 yield Observation(count, {label: value} if label is not None else {})
 
         meter.create_observable_counter(name, callbacks=[observe], description=description)
+
+
+# Gauge name -> the live readers whose sum it reports (weak: a stopped worker's store drops out).
+_GAUGE_SOURCES: dict[str, list[weakref.WeakMethod[Callable[[], int]]]] = {}
+
+
+def export_gauge(meter: metrics.Meter, name: str, read: Callable[[], int], description: str) -> None:
+    """Report the sum of every live ``read()`` (a bound method) as the byte gauge ``name``.
+
+    Registered once per process, like :func:`export_counters`; several workers in a test process add up.
+    """
+    registered = name in _GAUGE_SOURCES
+    sources = _GAUGE_SOURCES.setdefault(name, [])
+    sources.append(weakref.WeakMethod(read))
+    if registered:
+        return
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        alive = [reader for ref in list(sources) if (reader := ref()) is not None]
+        sources[:] = [weakref.WeakMethod(reader) for reader in alive]
+        yield Observation(sum(reader() for reader in alive))
+
+    meter.create_observable_gauge(name, callbacks=[observe], description=description, unit="By")
 
 
 @dataclass(frozen=True)

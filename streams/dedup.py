@@ -159,7 +159,7 @@ class DedupHandler:
         return Out(self._topics.quarantine, record.key, quarantined.model_dump_json().encode(), follow=source)
 
     def maintain(self) -> list[Out]:
-        """Tombstones for keys first seen before the window; at most every ``expiry_interval``."""
+        """Every ``expiry_interval``: tombstones for keys first seen before the window, memtables flushed."""
         now = self._clock()
         if now < self._next_expiry:
             return []
@@ -169,6 +169,7 @@ class DedupHandler:
         for partition, store in self.stores.items():
             for key in store.expire(cutoff, EXPIRY_BATCH):
                 tombstones.append(Out(self._topics.dedup_changelog, key, None, partition=partition))
+            store.flush_memtables()
         self._metrics["dedup.expired"] += len(tombstones)
         return tombstones
 

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from services.config import BreakwaterSettings
 from services.probes import serving_probes
-from services.telemetry import export_counters, setup_telemetry
+from services.telemetry import export_counters, export_gauge, setup_telemetry
+from streams.dedup_store import StoreMemory
 from streams.eos import TransactionalLoop
 from streams.metrics import Metrics
 
@@ -21,6 +22,13 @@ def attach(settings: BreakwaterSettings, metrics: Metrics) -> None:
     telemetry = setup_telemetry(settings.telemetry, "worker")
     export_counters(telemetry.meter, lambda: metrics)
     metrics.on_delivered = telemetry.end_to_end_latency.record
+
+
+def watch_store_memory(settings: BreakwaterSettings, memory: StoreMemory) -> None:
+    """Export what the dedup table's RocksDB holds in memory: the part of RSS that fills to a budget."""
+    telemetry = setup_telemetry(settings.telemetry, "worker")
+    description = "memory the dedup table's RocksDB holds (memtables, block cache): up to dedup_memory_mb"
+    export_gauge(telemetry.meter, "breakwater.dedup.memory", memory.usage, description)
 
 
 @contextlib.asynccontextmanager

@@ -27,7 +27,7 @@ from streams.destinations import Deliverer, OutboundDeliverer
 from streams.dispatch import DispatchHandler
 from streams.eos import Handler, LoopConfig, TransactionalLoop
 from streams.metrics import Metrics
-from streams.observability import attach, worker_probes
+from streams.observability import attach, watch_store_memory, worker_probes
 from streams.policy import RetryPolicy
 from streams.retry import RetryHandler
 from streams.topics import PipelineTopics, catalogue
@@ -126,6 +126,9 @@ async def serve(settings: BreakwaterSettings, stop: asyncio.Event, metrics: Metr
     attach(settings, metrics)
     async with http_deliverer(settings) as deliverer:  # closes the clients' pools when the worker stops
         loops = build_loops(settings, deliverer, metrics)
+        for each in loops:
+            if isinstance(each.handler, DedupHandler):
+                watch_store_memory(settings, each.handler.memory)
         async with worker_probes(settings, loops), asyncio.TaskGroup() as group:
             for each in loops:
                 group.create_task(each.run(stop), name=each.config.name)

@@ -67,6 +67,7 @@ async def test_a_trace_id_from_the_edge_reaches_the_destination_and_metrics_move
 
     after = prometheus_text()[0].decode()
     assert scraped.count("breakwater_pipeline_delivered_total") > 0
+    assert metric(scraped, "breakwater_dedup_memory_bytes") > 0  # the RocksDB part of the worker's RSS
     for name, labels in [
         ("breakwater_edge_accepted_total", {"provider": "stripe"}),
         ("breakwater_edge_accept_latency_seconds_count", {"outcome": "accepted"}),

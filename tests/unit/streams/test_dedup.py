@@ -9,6 +9,7 @@ from aiokafka import TopicPartition
 
 from schemas.deadletter import QuarantineRecord
 from tests.support.pipeline import envelope
+from tests.support.waiting import until
 from tests.unit.streams.records import INBOUND, SIGNER, TOPICS, Clock, dedup_handler, record, signed
 
 
@@ -130,3 +131,19 @@ async def test_ready_records_keep_the_trace_context_but_not_the_edge_signature(t
     )
     ready = [out for out in outcome.records if out.topic == TOPICS.ready("stripe")]
     assert [dict(out.headers) for out in ready] == [{"traceparent": traced.trace_parent.encode()}, {}]  # type: ignore[union-attr]
+
+
+async def test_memtables_are_flushed_every_expiry_interval_not_only_when_full(tmp_path: Path) -> None:
+    clock = Clock(now=1_000.0)
+    handler, _ = dedup_handler(tmp_path, clock, window_seconds=3_600)
+    await handler.handle({INBOUND: [signed(envelope("stripe", f"e{i}"), offset=i) for i in range(300)]})
+    store = handler.stores[0]
+    held = store.memtable_bytes()
+    assert held > 64 << 10  # far below a full memtable: RocksDB alone would keep it in memory
+    handler.maintain()
+    assert store.memtable_bytes() == held  # not yet time
+    clock.now += 61
+    handler.maintain()
+    flushed = f"RocksDB's background flush of {held} memtable bytes"
+    await until(lambda: store.memtable_bytes() < held // 10, timeout=10, what=flushed)
+    assert store.get(b"stripe:e0") is not None and store.get(b"stripe:e299") is not None
