@@ -28,7 +28,7 @@ from streams.eos_types import Batch, Out, Outcome, Record, StatelessHandler
 from streams.metrics import Metrics
 from streams.policy import RetryPolicy, failures_at
 from streams.routing import Router
-from streams.shaping import Lane, bucket
+from streams.shaping import Blocked, Lane, bucket
 from streams.topics import PipelineTopics
 
 DESTINATION_HEADER = "bw-destination"
@@ -152,12 +152,15 @@ class DispatchHandler(StatelessHandler):
             if (wait := lane.blocked_for()) > destination.max_inline_wait_seconds:
                 outs.append(self._park(envelope, name, wait, tp))
                 continue
+            wait_until = min(loop.time() + destination.max_inline_wait_seconds, deadline)
             try:
-                async with lane.slot(self._provider_bucket):
+                async with lane.slot(self._provider_bucket, wait_until):
                     if not called and loop.time() > deadline:
                         return None
                     called = True
                     await self._deliverer.deliver(envelope, destination)
+            except Blocked as blocked:
+                outs.append(self._park(envelope, name, blocked.wait, tp))
             except BreakwaterError as exc:
                 retry_after = getattr(exc, "retry_after", None)
                 if retry_after is not None:

@@ -7,6 +7,7 @@ for its bucket (or a slow destination) holds only its own ready topic.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,14 @@ from services.config import RateLimit
 def bucket(limit: RateLimit | None) -> AsyncLimiter | None:
     """``burst`` tokens at once, refilled at ``rate`` a second."""
     return None if limit is None else AsyncLimiter(limit.burst, limit.burst / limit.rate)
+
+
+class Blocked(Exception):
+    """The destination is cooling down past the time a record may wait in line: park it instead."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"cooling down for {wait:.1f}s more")
+        self.wait = wait
 
 
 class Lane:
@@ -41,9 +50,19 @@ class Lane:
         return max(0.0, self._blocked_until - asyncio.get_running_loop().time())
 
     @asynccontextmanager
-    async def slot(self, provider_bucket: AsyncLimiter | None) -> AsyncIterator[None]:
+    async def slot(
+        self, provider_bucket: AsyncLimiter | None, wait_until: float = math.inf
+    ) -> AsyncIterator[None]:
+        """A turn to call the destination; raises :class:`Blocked` rather than wait past ``wait_until``.
+
+        A 429 that arrives while a record waits for its turn extends the cool-down (a fixed-window
+        limit answers "a minute" once its window is spent): waiting it out inside the slot held every
+        record queued behind it, and the batch, for that minute.
+        """
         async with self._slots:
-            while (wait := self.blocked_for()) > 0:  # noqa: ASYNC110  # a new 429 may extend the wait
+            while (wait := self.blocked_for()) > 0:  # a new 429 may extend the wait
+                if asyncio.get_running_loop().time() + wait > wait_until:
+                    raise Blocked(wait)
                 await asyncio.sleep(wait)
             if provider_bucket is not None:
                 await provider_bucket.acquire()

@@ -133,6 +133,20 @@ async def test_retry_after_longer_than_a_tier_picks_a_longer_tier() -> None:
     assert retry.not_before >= datetime.now(UTC) + timedelta(seconds=29)
 
 
+async def test_records_queued_behind_a_long_429_are_parked_not_held_for_its_cool_down() -> None:
+    # a fixed-window limit: the call in flight learns "60 s" while nine records wait for their turn
+    fake = FakeDeliverer(RetryableDelivery("http_429", "window spent", retry_after=60), delay=0.05)
+    dispatch, metrics = handler(fake, concurrency=1)
+    records = [ready(envelope("stripe", f"e{i}", "charge.x"), destination="hook") for i in range(10)]
+    async with asyncio.timeout(5):  # waiting the cool-down out in line took the whole minute
+        outs = await run(dispatch, *records)
+    assert fake.calls == ["stripe:e0"]  # nothing else was sent into the cool-down
+    retries = [retry for _, retry in outs]
+    assert all(isinstance(r, RetryRecord) and r.destination == "hook" for r in retries) and len(retries) == 10
+    assert [r.envelope.attempt for r in retries if isinstance(r, RetryRecord)] == [1] + [0] * 9
+    assert metrics["dispatch.parked.hook"] == 9
+
+
 async def test_exhausted_attempts_and_permanent_errors_dead_letter() -> None:
     dispatch, _ = handler(
         FakeDeliverer(RetryableDelivery("timeout", "t"), PermanentDelivery("http_404", "gone"))
