@@ -38,12 +38,6 @@ METRICS_INTERVAL = 10.0
 # was prefetched for it; with the default 1 MiB that grew with the retry backlog (the soak's rate-limited
 # destination), 64 KiB bounds it while forwarding a due backlog still takes one fetch per ~25 records.
 RETRY_FETCH_BYTES = 64 << 10
-# A loop prefetches up to this much for each partition with a backlog. At 1 MiB, a soak's dispatch loops
-# grew the worker by ~30 MB as one partition after another fell behind a slow or rate-limited destination
-# (4 providers x 8 partitions could hold 32 MB); 256 KiB is still ~170 envelopes a partition, more than a
-# dispatch batch gets through behind HTTP calls. Dedup keeps 1 MiB: it keeps up, and a backlog there is
-# drained at full speed.
-DISPATCH_FETCH_BYTES = 256 << 10
 
 
 def signer_for(settings: BreakwaterSettings) -> EnvelopeSigner:
@@ -106,7 +100,7 @@ def build_loops(
             policy=policy,
             metrics=metrics,
         )
-        loops.append(loop(f"dispatch-{provider}", topics.ready(provider), handler, DISPATCH_FETCH_BYTES))
+        loops.append(loop(f"dispatch-{provider}", topics.ready(provider), handler))
     for tier in pipeline.retry_tiers:
         loops.append(
             loop(
