@@ -79,6 +79,7 @@ def edge(
     import uvicorn
 
     from services.edge.app import create_app
+    from services.runtime import freeze_startup_objects
 
     settings = ctx.obj.settings
     configure_logging(settings)
@@ -95,7 +96,9 @@ def edge(
         "log_config": None,  # keep the JSON logging configured above
     }
     if count == 1:
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+        freeze_startup_objects()
+        uvicorn.run(app, **options)
         return
     if ctx.obj.config is not None:  # each process loads the same settings itself
         os.environ["BREAKWATER_CONFIG"] = str(ctx.obj.config)

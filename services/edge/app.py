@@ -108,8 +108,11 @@ def create_app(
 def app_from_environment() -> Starlette:
     """The edge app from ``BREAKWATER_*`` and ``BREAKWATER_CONFIG`` (each process of ``edge --processes``)."""
     from services.config import load_settings
+    from services.runtime import freeze_startup_objects
     from services.telemetry import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.telemetry.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_startup_objects()
+    return app
