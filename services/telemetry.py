@@ -142,9 +142,9 @@ def export_gauge(meter: metrics.Meter, name: str, read: Callable[[], int], descr
         return
 
     def observe(options: CallbackOptions) -> Iterable[Observation]:
-        alive = [reader for ref in list(sources) if (reader := ref()) is not None]
-        sources[:] = [weakref.WeakMethod(reader) for reader in alive]
-        yield Observation(sum(reader() for reader in alive))
+        readers = [reader for ref in sources if (reader := ref()) is not None]
+        sources[:] = [ref for ref in sources if ref() is not None]
+        yield Observation(sum(reader() for reader in readers))
 
     meter.create_observable_gauge(name, callbacks=[observe], description=description, unit="By")
 
