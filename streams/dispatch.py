@@ -149,9 +149,6 @@ class DispatchHandler(StatelessHandler):
                         return None
                     outs.append(self._to_kafka(envelope, name, tp))
                 continue
-            if (wait := lane.blocked_for()) > destination.max_inline_wait_seconds:
-                outs.append(self._park(envelope, name, wait, tp))
-                continue
             wait_until = min(loop.time() + destination.max_inline_wait_seconds, deadline)
             try:
                 async with lane.slot(self._provider_bucket, wait_until):

@@ -49,6 +49,13 @@ class Lane:
     def blocked_for(self) -> float:
         return max(0.0, self._blocked_until - asyncio.get_running_loop().time())
 
+    def _refuse_past(self, wait_until: float) -> float:
+        """The cool-down left, or :class:`Blocked` when it ends after ``wait_until``."""
+        wait = self.blocked_for()
+        if wait > 0 and asyncio.get_running_loop().time() + wait > wait_until:
+            raise Blocked(wait)
+        return wait
+
     @asynccontextmanager
     async def slot(
         self, provider_bucket: AsyncLimiter | None, wait_until: float = math.inf
@@ -59,10 +66,9 @@ class Lane:
         limit answers "a minute" once its window is spent): waiting it out inside the slot held every
         record queued behind it, and the batch, for that minute.
         """
+        self._refuse_past(wait_until)  # before queueing for a turn: no need to wait for one
         async with self._slots:
-            while (wait := self.blocked_for()) > 0:  # a new 429 may extend the wait
-                if asyncio.get_running_loop().time() + wait > wait_until:
-                    raise Blocked(wait)
+            while (wait := self._refuse_past(wait_until)) > 0:  # noqa: ASYNC110  # a 429 may extend it
                 await asyncio.sleep(wait)
             if provider_bucket is not None:
                 await provider_bucket.acquire()
