@@ -83,7 +83,11 @@ class PartitionStore:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         memory = memory or StoreMemory(DEFAULT_MEMORY_BYTES)
-        self._db = Rdict(str(path), options=memory.options())
+        options = memory.options()
+        # Named for the default column family too: reopening an existing database, rocksdict otherwise
+        # takes the column family's options from the OPTIONS file on disk, which cannot hold the shared
+        # block cache, so each reopened partition got a private 8 MB cache outside the budget.
+        self._db = Rdict(str(path), options=options, column_families={"default": options})
         self._batch = WriteBatch(raw_mode=True)
         self._staged: dict[bytes, bytes] = {}
 

@@ -30,3 +30,21 @@ def test_memory_stays_within_the_budget_while_every_key_is_still_found(tmp_path:
         )
     for store in stores:
         store.close()
+
+
+def test_a_reopened_database_reads_through_the_shared_budget_not_a_cache_of_its_own(tmp_path: Path) -> None:
+    """A worker restart or a partition coming back reopens databases that already exist on disk."""
+    memory = StoreMemory(BUDGET)
+    store = PartitionStore(tmp_path / "dedup-0", memory)
+    for i in range(50_000):
+        store.first_sighting(b"stripe:evt_%09d" % i, 1_000 + i, i, 60_000_000)
+    store.close()  # flushed: the keys are in table files, read through the block cache from now on
+
+    memory = StoreMemory(24 << 20)  # not RocksDB's default 8 MB, so the capacity tells which cache it is
+    store = PartitionStore(tmp_path / "dedup-0", memory)
+    assert store._db.property_int_value("rocksdb.block-cache-capacity") == 24 << 20
+    before = memory.usage()
+    for i in range(0, 50_000, 7):
+        assert store.get(b"stripe:evt_%09d" % i) is not None
+    assert memory.usage() > before, "blocks read after a reopen went to a cache outside the budget"
+    store.close()
