@@ -141,6 +141,9 @@ def summary_table(report: Mapping[str, Any]) -> Table:
         ("peak consumer lag", _fmt(report["peak_consumer_lag"])),
         ("peak RSS (MB)", _fmt(report["peak_rss_mb"])),
     ]
+    if (dedup := report.get("worker_dedup_memory_mb")) and dedup["peak"] is not None:
+        budget = f"peak {dedup['peak']:g} MB of its {dedup['budget']} MB budget"
+        rows.append(("  worker's dedup RocksDB", budget))
     for label, value in rows:
         table.add_row(label, value)
     accounting = report["accounting"]

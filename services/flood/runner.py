@@ -83,7 +83,11 @@ async def _flood(stack: Stack, options: FloodOptions, console: Console) -> dict[
     scenario = options.scenario
     topics = OperatorTopics.of(stack.settings)
     extra: dict[str, int] = {}
-    monitor = Monitor(stack.bootstrap, topics.queues(), lambda: {**stack.pids(), **extra})
+
+    def pids() -> dict[str, int]:
+        return {**stack.pids(), **extra}
+
+    monitor = Monitor(stack.bootstrap, topics.queues(), pids, worker_metrics_url=stack.worker_metrics_url)
     stop_monitor = asyncio.Event()
     sampler = asyncio.create_task(monitor.run(stop_monitor))
     try:
@@ -98,10 +102,11 @@ async def _flood(stack: Stack, options: FloodOptions, console: Console) -> dict[
     finally:
         stop_monitor.set()
         await sampler
+        await monitor.close()
     seen = await collect(stack.bootstrap, topics, stack.sim_url, scenario.routed)
     if stack.probe_key:  # the readiness probe is the flood's own, not a provider's webhook
         seen.forget(stack.probe_key)
-    report = build_report(scenario, load, seen, monitor, started)
+    report = build_report(scenario, load, seen, monitor, started, stack.settings.pipeline.dedup_memory_mb)
     report["seconds"].update(send=round(sent_done - started, 1), drain=round(drained - sent_done, 1))
     report["plot"] = _plot(report, options.report_path)
     return report
@@ -180,7 +185,12 @@ async def _drain(stack: Stack, scenario: Scenario, accepted: dict[str, str], pro
 
 
 def build_report(
-    scenario: Scenario, load: dict[str, Any], seen: Collected, monitor: Monitor, started: float
+    scenario: Scenario,
+    load: dict[str, Any],
+    seen: Collected,
+    monitor: Monitor,
+    started: float,
+    dedup_budget_mb: int,
 ) -> dict[str, Any]:
     """Every figure of the flood as plain JSON."""
     accounting = account(
@@ -231,6 +241,10 @@ def build_report(
         "peak_rss_mb": None
         if peak_rss is None
         else {k: round(v / 2**20) for k, v in sorted(peak_rss.items())},
+        "worker_dedup_memory_mb": {
+            "peak": None if (peak := monitor.peak_dedup_memory()) is None else round(peak / 2**20, 1),
+            "budget": dedup_budget_mb,
+        },
         "accounting": accounting.as_json(),
         "timeline": timeline(
             started, load["accepted_at"], delivered_times, [(s.at, s.lag) for s in monitor.samples]

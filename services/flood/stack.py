@@ -37,7 +37,7 @@ READY_TIMEOUT = 90.0
 
 
 def pipeline_config(
-    scenario: Scenario, bootstrap: str, edge_port: int, sim_port: int, home: Path
+    scenario: Scenario, bootstrap: str, edge_port: int, sim_port: int, home: Path, worker_port: int
 ) -> dict[str, Any]:
     """The settings the edge and worker run with, as a TOML-ready dict."""
     run = uuid.uuid4().hex[:8]
@@ -65,6 +65,7 @@ def pipeline_config(
             "app_id": f"flood-{run}",
             "topic_prefix": f"flood-{run}.",
             "state_dir": str(home / "state"),
+            "probe_port": worker_port,  # its /metrics: the monitor reads the dedup table's memory there
             "max_attempts": 3,
             "retry_tiers": [{"name": n, "delay_seconds": s} for n, s in scenario.retry_tiers.items()],
             "destinations": destinations,
@@ -89,6 +90,11 @@ class Stack:
     @property
     def bootstrap(self) -> str:
         return self.settings.kafka.servers
+
+    @property
+    def worker_metrics_url(self) -> str:
+        pipeline = self.settings.pipeline
+        return f"http://{pipeline.probe_host}:{pipeline.probe_port}/metrics"
 
     @property
     def edge(self) -> tuple[str, int]:
@@ -186,9 +192,9 @@ def build_stack(scenario: Scenario, home: Path, bootstrap: str | None) -> Stack:
 
 
 def _configure(scenario: Scenario, home: Path, bootstrap: str | None, broker: LocalKafka | None) -> Stack:
-    edge_port, sim_port = free_ports(2)
+    edge_port, sim_port, worker_port = free_ports(3)
     servers = bootstrap or (broker.bootstrap if broker else "")
-    config = pipeline_config(scenario, servers, edge_port, sim_port, home)
+    config = pipeline_config(scenario, servers, edge_port, sim_port, home, worker_port)
     config_path = home / "flood.toml"
     config_path.write_text(dumps(config))
     settings = load_settings(config_path, kafka={"bootstrap": servers})

@@ -43,4 +43,6 @@ def test_small_flood_accounts_for_every_webhook(kafka_bootstrap: str, tmp_path: 
     assert report["edge_latency_ms"]["p99"] is not None and report["end_to_end_latency_ms"]["p50"] is not None
     assert report["peak_consumer_lag"] is not None
     assert {"edge", "worker", "simulator"} <= set(report["peak_rss_mb"] or {})
+    dedup = report["worker_dedup_memory_mb"]  # read from the worker's /metrics while it ran
+    assert dedup["peak"] is not None and 0 < dedup["peak"] <= dedup["budget"]
     assert report["plot"] and Path(report["plot"]).is_file()

@@ -91,10 +91,11 @@ def test_generated_toml_is_read_back_by_the_settings_model(tmp_path: Path) -> No
 
     from services.flood.stack import pipeline_config
 
-    config = pipeline_config(default_scenario(), "127.0.0.1:9", 8001, 8002, tmp_path)
+    config = pipeline_config(default_scenario(), "127.0.0.1:9", 8001, 8002, tmp_path, 8003)
     assert tomllib.loads(dumps(config)) == config
     (tmp_path / "flood.toml").write_text(dumps(config))
     settings = load_settings(tmp_path / "flood.toml")
     assert settings.pipeline.topic_prefix.startswith("flood-") and settings.edge.port == 8001
+    assert settings.pipeline.probe_port == 8003  # the monitor reads the worker's /metrics there
     assert settings.pipeline.destinations["limited"].url == "http://127.0.0.1:8002/limited"  # type: ignore[union-attr]
     assert [t.name for t in settings.pipeline.retry_tiers] == ["1s", "5s", "20s", "60s"]
