@@ -55,6 +55,15 @@ def table(data: dict[str, Any], flood: dict[str, Any] | None) -> Table:
             "p99 <= 50 ms",
             verdict(edge["p99_ms"] <= 50),
         )
+        if "edge_cpu_us" in edge:
+            out.add_row(
+                "edge CPU per request",
+                f"{edge['edge_cpu_us']} us",
+                f"{edge['cores_busy']} of {os.cpu_count()} cores busy",
+                "",
+                "",
+                "",
+            )
     pipeline = data.get("pipeline")
     if pipeline:
         ratio = pipeline["inbound_per_s"] / pipeline["raw_per_s"]

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import uvloop
 
+from benchmarks.cpu import CpuMeter, CpuUse
 from benchmarks.figures import record
 from benchmarks.loadgen import LoadResult, render_post, run_load
 from services.cli.sample import signed_sample
@@ -56,6 +57,12 @@ def report(name: str, result: LoadResult) -> str:
         f"{name:<10} {result.rate:9.0f} req/s   p50 {result.percentile(0.5) * 1000:6.2f} ms   "
         f"p99 {result.percentile(0.99) * 1000:7.2f} ms   [{statuses}; connection errors {result.errors}]"
     )
+
+
+def cpu_report(name: str, use: CpuUse, rate: float) -> str:
+    """Where the cores went: CPU per request of each process, and how many of the cores were busy."""
+    each = "   ".join(f"{who} {us:5.0f} us" for who, us in use.per_request_us(rate).items())
+    return f"{name:<10} CPU per request: {each}   ({use.cores_busy:.2f} of {os.cpu_count()} cores busy)"
 
 
 def main() -> None:
@@ -115,8 +122,16 @@ def main() -> None:
     try:
         uvloop.install()
         load = {"connections": args.connections, "seconds": args.seconds}
+        loadgen = {"load generator": os.getpid()}
+        meter = CpuMeter({"server": bare.pid}, alone=loadgen)
+        meter.start()
         bare_result = asyncio.run(run_load("127.0.0.1", bare_port, requests, **load))
+        bare_cpu = meter.stop()
+        broker_pid = broker.pid() if broker is not None else None
+        meter = CpuMeter({"edge": edge.pid, **({"broker": broker_pid} if broker_pid else {})}, alone=loadgen)
+        meter.start()
         edge_result = asyncio.run(run_load("127.0.0.1", edge_port, requests, **load))
+        edge_cpu = meter.stop()
     finally:
         for process in (bare, edge):
             process.terminate()
@@ -127,8 +142,11 @@ def main() -> None:
         f"edge benchmark: {args.processes} process(es) each, {args.connections} keep-alive connections, "
         f"{args.seconds:g}s each, Stripe-signed 1 KiB, acks=all to a broker on the same machine"
     )
+    edge_us = edge_cpu.per_request_us(edge_result.rate)
     record(
         "edge",
+        edge_cpu_us=round(edge_us["edge"]),
+        cores_busy=round(edge_cpu.cores_busy, 2),
         accepted_per_s=round(edge_result.rate),
         p50_ms=round(edge_result.percentile(0.5) * 1000, 2),
         p99_ms=round(edge_result.percentile(0.99) * 1000, 2),
@@ -139,6 +157,8 @@ def main() -> None:
     )
     print(report("bare ASGI", bare_result))
     print(report("edge", edge_result))
+    print(cpu_report("bare ASGI", bare_cpu, bare_result.rate))
+    print(cpu_report("edge", edge_cpu, edge_result.rate))
     print(
         f"ratio      throughput {edge_result.rate / bare_result.rate:6.2f}x of bare   "
         f"p99 {edge_result.percentile(0.99) / bare_result.percentile(0.99):6.1f}x of bare"
