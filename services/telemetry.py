@@ -33,6 +33,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from pythonjsonlogger.json import JsonFormatter
 
+from services.kafka.logs import fold_not_enough_replicas
+
 PROPAGATOR = TraceContextTextMapPropagator()
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
@@ -295,3 +297,4 @@ def configure_logging(level: str, log_format: Literal["json", "text"]) -> None:
     root.setLevel(level)
     if level != "DEBUG":  # aiokafka narrates every rebalance and metadata refresh at INFO
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    fold_not_enough_replicas()  # one line a minute, with its reason, instead of one per retried batch
