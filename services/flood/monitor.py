@@ -53,7 +53,9 @@ class Monitor:
     interval: float = 1.0
     samples: list[Sample] = field(default_factory=list)
     last_lag: int | None = None
-    _http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=2.0))
+    _http: httpx.AsyncClient = field(
+        init=False, repr=False, default_factory=lambda: httpx.AsyncClient(timeout=2.0)
+    )
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
