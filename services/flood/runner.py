@@ -10,9 +10,12 @@ import asyncio
 import contextlib
 import json
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,7 @@ def run_flood(options: FloodOptions, console: Console | None = None) -> dict[str
     home = Path(tempfile.mkdtemp(prefix="breakwater-flood-"))
     began = time.time()
     stack: Stack | None = None
+    restore_sigterm = _unwind_on_sigterm()
     try:
         console.print(
             f"[bold]flood[/bold]: starting {'broker, ' if not options.bootstrap else ''}"
@@ -61,6 +65,7 @@ def run_flood(options: FloodOptions, console: Console | None = None) -> dict[str
         report = asyncio.run(_start_and_flood(stack, options, console))
         report["seconds"]["total"] = round(time.time() - began, 1)
     finally:
+        restore_sigterm()
         if stack is not None:
             stack.close()
         if not options.keep_temp:
@@ -68,6 +73,26 @@ def run_flood(options: FloodOptions, console: Console | None = None) -> dict[str
     options.report_path.parent.mkdir(parents=True, exist_ok=True)
     options.report_path.write_text(json.dumps(report, indent=2))
     return report
+
+
+def _unwind_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM unwind through ``run_flood``'s cleanup; return what puts the old handler back.
+
+    Python's default SIGTERM ends the process at once: a flood stopped by ``kill`` or a CI timeout left
+    its broker, edge, worker and simulator running. Only the main thread may set handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 async def _start_and_flood(stack: Stack, options: FloodOptions, console: Console) -> dict[str, Any]:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped,unused-ignore]  # stubs: types-psutil
 import pytest
 from rich.console import Console
 
@@ -46,3 +52,45 @@ def test_small_flood_accounts_for_every_webhook(kafka_bootstrap: str, tmp_path: 
     dedup = report["worker_dedup_memory_mb"]  # read from the worker's /metrics while it ran
     assert dedup["peak"] is not None and 0 < dedup["peak"] <= dedup["budget"]
     assert report["plot"] and Path(report["plot"]).is_file()
+
+
+def test_a_terminated_flood_stops_every_process_it_started(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """``kill`` (SIGTERM), as from a CI timeout, must not leave an edge, worker or generator behind."""
+    command = [sys.executable, "-m", "services.flood", "--bootstrap", kafka_bootstrap, "--scale", "0.02"]
+    command += ["--duration", "120", "--report", str(tmp_path / "report.json")]
+    flood = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started: dict[str, psutil.Process] = {}
+    try:
+        parent = psutil.Process(flood.pid)
+        deadline = time.monotonic() + 120
+        while not {"loadgen", "worker", "edge", "simulator"} <= set(started):  # until it is sending
+            assert flood.poll() is None, "the flood exited before it was terminated"
+            assert time.monotonic() < deadline, f"only {sorted(started)} started"
+            for child in parent.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    name = _role(" ".join(child.cmdline()))
+                    if name:
+                        started[name] = child
+            time.sleep(0.2)  # processes announce nothing: poll, bounded by the deadline
+        flood.send_signal(signal.SIGTERM)
+        assert flood.wait(timeout=60) == 128 + signal.SIGTERM
+        _, alive = psutil.wait_procs(list(started.values()), timeout=10)
+        assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    finally:
+        if flood.poll() is None:
+            flood.kill()
+        for process in started.values():  # a failing run must not leave them behind either
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+
+
+def _role(cmdline: str) -> str | None:
+    for module, name in [
+        ("services.flood.loadgen", "loadgen"),
+        ("streams.worker", "worker"),
+        ("services.cli.main edge", "edge"),
+        ("services.flood.simulator", "simulator"),
+    ]:
+        if module in cmdline:
+            return name
+    return None
