@@ -46,13 +46,11 @@ class Lane:
         until = asyncio.get_running_loop().time() + seconds
         self._blocked_until = max(self._blocked_until, until)
 
-    def blocked_for(self) -> float:
-        return max(0.0, self._blocked_until - asyncio.get_running_loop().time())
-
     def _refuse_past(self, wait_until: float) -> float:
         """The cool-down left, or :class:`Blocked` when it ends after ``wait_until``."""
-        wait = self.blocked_for()
-        if wait > 0 and asyncio.get_running_loop().time() + wait > wait_until:
+        now = asyncio.get_running_loop().time()
+        wait = max(0.0, self._blocked_until - now)
+        if wait > 0 and now + wait > wait_until:
             raise Blocked(wait)
         return wait
 
