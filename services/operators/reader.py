@@ -15,7 +15,7 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-__all__ = ["Snapshot", "read_snapshot"]
+__all__ = ["Snapshot", "read_snapshot", "wait_until_stable"]
 
 log = logging.getLogger(__name__)
 Record: TypeAlias = ConsumerRecord  # [bytes, bytes]; aiokafka ships no type hints
@@ -73,3 +73,31 @@ async def _read(consumer: AIOKafkaConsumer, topic: str, max_records: int) -> Sna
     if truncated:
         log.warning("read of %s stopped at %d records (max_records)", topic, max_records)
     return Snapshot(records[:max_records], truncated)
+
+
+async def wait_until_stable(
+    bootstrap: str, written: dict[TopicPartition, int], *, timeout: float = 30.0, every: float = 0.05
+) -> bool:
+    """Wait until each partition's last stable offset passes the offset written there.
+
+    A transaction's commit is acknowledged before its markers land, so a committed reader asked at
+    once can still stop short of it. False when ``timeout`` passed first.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        client_id="breakwater-operator",
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                ends: dict[TopicPartition, int] = await consumer.end_offsets(list(written))
+                if all(ends[tp] > offset for tp, offset in written.items()):
+                    return True
+                await asyncio.sleep(every)  # the broker has no call that waits for the markers
+    except TimeoutError:
+        return False
+    finally:
+        await consumer.stop()

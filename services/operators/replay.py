@@ -16,20 +16,22 @@ twice, or from two terminals at once, yields one re-delivery.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
+from aiokafka.structs import RecordMetadata
 
 from schemas.envelope import DeliveryError
 from schemas.signing import EnvelopeSigner
 from services.operators.dlq_index import DlqEntry, latest_marks
 from services.operators.marks import DlqMark
-from services.operators.reader import read_snapshot
+from services.operators.reader import read_snapshot, wait_until_stable
 from services.operators.topics import OperatorTopics
 
 __all__ = [
@@ -52,6 +54,7 @@ REPLAYED_BY_HEADER = "bw-replayed-by"
 REPLAYED_AT_HEADER = "bw-replayed-at"
 Action = Literal["replay", "discard"]
 Progress = Callable[[int], None]
+VISIBLE_TIMEOUT = 30.0
 Headers = list[tuple[str, bytes]]
 
 
@@ -180,9 +183,10 @@ class DlqActions:
                 todo = await self._with_ready_topic(producer, todo, report)
             if progress and report.skipped:
                 progress(len(report.skipped))
+            written: dict[TopicPartition, int] = {}
             for start in range(0, len(todo), self._chunk):
                 chunk = todo[start : start + self._chunk]
-                error = await self._commit_chunk(producer, action, chunk, by, notes)
+                error = await self._commit_chunk(producer, action, chunk, by, notes, written)
                 if error is None:
                     report.done += [e.id for e in chunk]
                 else:  # the producer's state is unknown now: stop, the operator runs it again
@@ -190,9 +194,20 @@ class DlqActions:
                     break
                 if progress:
                     progress(len(chunk))
+            if written:
+                await self._until_visible(written)
         finally:
             await producer.stop()
         return report
+
+    async def _until_visible(self, written: dict[TopicPartition, int]) -> None:
+        """Return once committed readers see what was written, so a listing right after shows it.
+
+        A commit is acknowledged when the coordinator has logged it; the markers that move each
+        partition's last stable offset past the records are written after that.
+        """
+        if not await wait_until_stable(self._bootstrap, written, timeout=VISIBLE_TIMEOUT):
+            log.warning("committed, but not yet readable after %.0f s: a listing may lag", VISIBLE_TIMEOUT)
 
     async def _with_ready_topic(
         self, producer: AIOKafkaProducer, todo: list[DlqEntry], report: ActionReport
@@ -221,10 +236,15 @@ class DlqActions:
         chunk: list[DlqEntry],
         by: str,
         notes: str | None,
+        written: dict[TopicPartition, int],
     ) -> str | None:
-        """Publish and mark ``chunk`` in one transaction; the error text when it did not commit."""
+        """Publish and mark ``chunk`` in one transaction; the error text when it did not commit.
+
+        On commit, ``written`` gets the highest offset written per partition.
+        """
         now = datetime.now(UTC)
         state: Literal["replayed", "discarded"] = "replayed" if action == "replay" else "discarded"
+        sent: list[asyncio.Future[RecordMetadata]] = []
         try:
             async with producer.transaction():
                 for entry in chunk:
@@ -233,14 +253,19 @@ class DlqActions:
                         topic, key, value, headers = replay_record(
                             entry, self._topics, by=by, at=now, signer=self._signer
                         )
-                        await producer.send(topic, value, key=key, headers=headers)
+                        sent.append(await producer.send(topic, value, key=key, headers=headers))
                     mark = DlqMark(state=state, by=by, at=now, replay_of=entry.id, topic=topic, notes=notes)
-                    await producer.send(
-                        self._topics.dlq_state, mark.model_dump_json().encode(), key=entry.id.encode()
+                    sent.append(
+                        await producer.send(
+                            self._topics.dlq_state, mark.model_dump_json().encode(), key=entry.id.encode()
+                        )
                     )
         except (ProducerFenced, IllegalOperation):  # another replayer started: its run decides
             return "fenced by another replayer; run again"
         except KafkaError as exc:
             log.error("%s of %d dead letters failed: %s", action, len(chunk), exc)
             return f"{type(exc).__name__}: {exc}"
+        for meta in (future.result() for future in sent):  # all settled: the commit flushed them
+            tp = TopicPartition(meta.topic, meta.partition)
+            written[tp] = max(written.get(tp, -1), meta.offset)
         return None
