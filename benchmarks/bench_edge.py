@@ -26,7 +26,7 @@ from benchmarks.cpu import CpuMeter, CpuUse
 from benchmarks.figures import record
 from benchmarks.loadgen import LoadResult, render_post, run_load
 from services.cli.sample import signed_sample
-from services.config import LocalKafkaSettings, load_settings
+from services.config import LocalKafkaSettings, bootstrap_from_env, load_settings
 from services.kafka.admin import ensure_topics
 from services.kafka.local import LocalKafka, fetch_jars, free_ports
 
@@ -74,7 +74,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-edge-"))
     broker = None
-    bootstrap = os.environ.get("BREAKWATER_KAFKA__BOOTSTRAP")
+    bootstrap = bootstrap_from_env()
     if not bootstrap:
         local = LocalKafkaSettings()
         kafka_port, controller_port = free_ports(2)

@@ -3,10 +3,11 @@ transactional consume→produce loop over the same records, and the worker's pea
 
     .venv/bin/python -m benchmarks.bench_pipeline [--events 1000000] [--duplicates 0.1]
 
-A local broker is started for the run unless BREAKWATER_KAFKA__BOOTSTRAP names one. The backlog is
-produced first; then the raw loop copies it inbound → output in transactions of ``--batch`` records;
-then one worker subprocess drains it through dedup and dispatch. Rates count from the first committed
-progress to the last (group join and start-up are excluded, the same for both). Prints figures only.
+A local broker is started for the run unless BREAKWATER_KAFKA__BOOTSTRAP (or its short form) names
+one. The backlog is produced first; then the raw loop copies it inbound → output in transactions of
+``--batch`` records; then one worker subprocess drains it through dedup and dispatch. Rates count from
+the first committed progress to the last (group join and start-up are excluded, the same for both).
+Prints figures only.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import random
 import tempfile
 import time
@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.figures import record
 from schemas.topics import TopicSpec
-from services.config import PipelineSettings
+from services.config import PipelineSettings, bootstrap_from_env
 from services.kafka.admin import ensure_topics
 from streams.eos import PRODUCER_MAX_BATCH_BYTES, PRODUCER_RETRY_BACKOFF_MS
 from tests.conftest import start_local_broker
@@ -168,7 +168,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # start-up retries are noise here
-    bootstrap = os.environ.get("BREAKWATER_KAFKA__BOOTSTRAP")
+    bootstrap = bootstrap_from_env()
     broker = None if bootstrap else start_local_broker(Path(tempfile.mkdtemp(prefix="bench-kafka-")))
     try:
         # the same event loop as the worker's (uvloop), so only the work differs

@@ -48,6 +48,14 @@ from services.telemetry import TelemetrySettings
 
 ENV_PREFIX = "BREAKWATER_"
 CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
+BOOTSTRAP_ENV = f"{ENV_PREFIX}KAFKA__BOOTSTRAP"
+SHORT_BOOTSTRAP_ENV = f"{ENV_PREFIX}KAFKA_BOOTSTRAP"  # the documented short form; the nested one wins
+
+
+def bootstrap_from_env() -> str | None:
+    """The existing cluster the environment names, in either spelling, for tools without a config file."""
+    return os.environ.get(BOOTSTRAP_ENV) or os.environ.get(SHORT_BOOTSTRAP_ENV) or None
+
 
 ProviderKind = Literal["stripe", "github", "shopify", "sendgrid", "paypal", "standard"]
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -407,8 +415,8 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Breakwa
     config_path = Path(path).expanduser() if path else None
     if config_path is not None and not config_path.is_file():
         raise ConfigError(f"config file {config_path} does not exist")
-    short_bootstrap = os.environ.get(f"{ENV_PREFIX}KAFKA_BOOTSTRAP")  # the documented short form
-    if short_bootstrap and f"{ENV_PREFIX}KAFKA__BOOTSTRAP" not in os.environ:
+    short_bootstrap = os.environ.get(SHORT_BOOTSTRAP_ENV)
+    if short_bootstrap and BOOTSTRAP_ENV not in os.environ:
         kafka = dict(overrides.get("kafka", {}))
         kafka.setdefault("bootstrap", short_bootstrap)
         overrides["kafka"] = kafka

@@ -2,7 +2,7 @@
 
 Mount with ``app.command("flood")(flood)`` in ``services/cli/main.py``. It needs no config file: it
 generates one (unique topic prefix and app id) and starts a local broker unless ``--bootstrap`` or
-``BREAKWATER_KAFKA_BOOTSTRAP`` names one.
+``BREAKWATER_KAFKA__BOOTSTRAP`` (or its short form ``BREAKWATER_KAFKA_BOOTSTRAP``) names one.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from services.config import BOOTSTRAP_ENV, SHORT_BOOTSTRAP_ENV
 from services.flood.report import print_summary
 from services.flood.runner import FloodOptions, run_flood
 from services.flood.scenario import default_scenario
@@ -39,7 +40,9 @@ def flood(
     connections: Annotated[int, typer.Option(min=1, help="Keep-alive connections to the edge.")] = 64,
     bootstrap: Annotated[
         str | None,
-        typer.Option(envvar="BREAKWATER_KAFKA_BOOTSTRAP", help="Use this Kafka instead of a local broker."),
+        typer.Option(
+            envvar=[BOOTSTRAP_ENV, SHORT_BOOTSTRAP_ENV], help="Use this Kafka instead of a local broker."
+        ),
     ] = None,
     keep_temp: Annotated[bool, typer.Option(help="Keep the temp dir (config, logs, broker data).")] = False,
 ) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.config import ConfigError, load_settings
+from services.config import ConfigError, bootstrap_from_env, load_settings
 
 GOOD = """
 [providers.stripe]
@@ -123,6 +123,16 @@ def test_short_bootstrap_variable_names_an_external_cluster(
     settings = load_settings(config_file)
     assert settings.kafka.servers == "kafka-1:9092,kafka-2:9092"
     assert settings.providers["stripe"]  # the file still applies
+
+
+def test_tools_without_a_config_file_read_either_bootstrap_spelling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BREAKWATER_KAFKA__BOOTSTRAP", raising=False)
+    monkeypatch.delenv("BREAKWATER_KAFKA_BOOTSTRAP", raising=False)
+    assert bootstrap_from_env() is None
+    monkeypatch.setenv("BREAKWATER_KAFKA_BOOTSTRAP", "short:9092")
+    assert bootstrap_from_env() == "short:9092"
+    monkeypatch.setenv("BREAKWATER_KAFKA__BOOTSTRAP", "nested:9092")
+    assert bootstrap_from_env() == "nested:9092"  # as in load_settings, the nested name wins
 
 
 def test_service_dependency_cycles_are_refused_at_start(tmp_path: Path) -> None:
