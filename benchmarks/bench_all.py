@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,12 +20,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.children import run_to_end
 from benchmarks.figures import ENV
 
 
 def run(figures: Path, *command: str) -> None:
     print(f"$ {' '.join(command)}", flush=True)
-    subprocess.run([sys.executable, *command], env={**os.environ, ENV: str(figures)}, check=False)
+    run_to_end([sys.executable, *command], env={**os.environ, ENV: str(figures)})
 
 
 def verdict(ok: bool) -> str:

@@ -19,12 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.children import run_to_end
 from benchmarks.figures import record
 
 # The processes the target is about; the flood's load generator and destination simulator keep every
@@ -78,7 +78,7 @@ def main() -> None:
     command = ["-m", "services.flood", "--report", str(report_path), "--duration", str(send)]
     command += ["--rate", str(args.rate / 100 / scale), "--scale", str(scale), "--drain", "60"]
     command += ["--keep-temp"]  # the worker's and edge's logs: a soak that grows or stalls needs them
-    subprocess.run([sys.executable, *command], check=False)
+    run_to_end([sys.executable, *command])
     report = json.loads(report_path.read_text())
     sent_for = report["seconds"]["send"]
     rows = growth(report["samples"], sent_for / 3, sent_for)

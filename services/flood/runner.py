@@ -65,11 +65,14 @@ def run_flood(options: FloodOptions, console: Console | None = None) -> dict[str
         report = asyncio.run(_start_and_flood(stack, options, console))
         report["seconds"]["total"] = round(time.time() - began, 1)
     finally:
-        restore_sigterm()
-        if stack is not None:
-            stack.close()
-        if not options.keep_temp:
-            shutil.rmtree(home, ignore_errors=True)
+        _ignore_sigterm()  # a second SIGTERM (a parent passing one on) must not cut the cleanup short
+        try:
+            if stack is not None:
+                stack.close()
+            if not options.keep_temp:
+                shutil.rmtree(home, ignore_errors=True)
+        finally:
+            restore_sigterm()
     options.report_path.parent.mkdir(parents=True, exist_ok=True)
     options.report_path.write_text(json.dumps(report, indent=2))
     return report
@@ -93,6 +96,11 @@ def _unwind_on_sigterm() -> Callable[[], None]:
         signal.signal(signal.SIGTERM, previous)
 
     return restore
+
+
+def _ignore_sigterm() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 async def _start_and_flood(stack: Stack, options: FloodOptions, console: Console) -> dict[str, Any]:

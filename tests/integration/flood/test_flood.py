@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped,unused-ignore]  # stubs: types-psutil
@@ -54,17 +56,33 @@ def test_small_flood_accounts_for_every_webhook(kafka_bootstrap: str, tmp_path: 
     assert report["plot"] and Path(report["plot"]).is_file()
 
 
-def test_a_terminated_flood_stops_every_process_it_started(kafka_bootstrap: str, tmp_path: Path) -> None:
-    """``kill`` (SIGTERM), as from a CI timeout, must not leave an edge, worker or generator behind."""
-    command = [sys.executable, "-m", "services.flood", "--bootstrap", kafka_bootstrap, "--scale", "0.02"]
-    command += ["--duration", "120", "--report", str(tmp_path / "report.json")]
-    flood = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _flood_command(bootstrap: str, report: Path) -> tuple[list[str], dict[str, str]]:
+    command = [sys.executable, "-m", "services.flood", "--bootstrap", bootstrap, "--scale", "0.02"]
+    return command + ["--duration", "120", "--report", str(report)], dict(os.environ)
+
+
+def _soak_command(bootstrap: str, report: Path) -> tuple[list[str], dict[str, str]]:
+    """The soak runs the flood as its child; the environment points that flood at the run's broker."""
+    command = [sys.executable, "-m", "benchmarks.soak", "--minutes", "2", "--rate", "50"]
+    return command, {**os.environ, "BREAKWATER_KAFKA__BOOTSTRAP": bootstrap}
+
+
+@pytest.mark.parametrize("launch", [_flood_command, _soak_command], ids=["flood", "soak"])
+def test_a_terminated_flood_stops_every_process_it_started(
+    launch: Callable[[str, Path], tuple[list[str], dict[str, str]]], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """``kill`` (SIGTERM), as from a CI timeout, must not leave an edge, worker or generator behind.
+
+    Run directly or under the soak, which must pass the signal on rather than leave its flood running.
+    """
+    command, env = launch(kafka_bootstrap, tmp_path / "report.json")
+    top = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started: dict[str, psutil.Process] = {}
     try:
-        parent = psutil.Process(flood.pid)
+        parent = psutil.Process(top.pid)
         deadline = time.monotonic() + 120
         while not {"loadgen", "worker", "edge", "simulator"} <= set(started):  # until it is sending
-            assert flood.poll() is None, "the flood exited before it was terminated"
+            assert top.poll() is None, "the flood exited before it was terminated"
             assert time.monotonic() < deadline, f"only {sorted(started)} started"
             for child in parent.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
@@ -72,13 +90,13 @@ def test_a_terminated_flood_stops_every_process_it_started(kafka_bootstrap: str,
                     if name:
                         started[name] = child
             time.sleep(0.2)  # processes announce nothing: poll, bounded by the deadline
-        flood.send_signal(signal.SIGTERM)
-        assert flood.wait(timeout=60) == 128 + signal.SIGTERM
+        top.send_signal(signal.SIGTERM)
+        assert top.wait(timeout=90) == 128 + signal.SIGTERM
         _, alive = psutil.wait_procs(list(started.values()), timeout=10)
         assert not alive, f"left running: {[p.cmdline() for p in alive]}"
     finally:
-        if flood.poll() is None:
-            flood.kill()
+        if top.poll() is None:
+            top.kill()
         for process in started.values():  # a failing run must not leave them behind either
             with contextlib.suppress(psutil.Error):
                 process.kill()
@@ -86,6 +104,7 @@ def test_a_terminated_flood_stops_every_process_it_started(kafka_bootstrap: str,
 
 def _role(cmdline: str) -> str | None:
     for module, name in [
+        ("services.flood --report", "flood"),  # under the soak
         ("services.flood.loadgen", "loadgen"),
         ("streams.worker", "worker"),
         ("services.cli.main edge", "edge"),
