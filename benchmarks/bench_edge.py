@@ -29,6 +29,7 @@ from services.cli.sample import signed_sample
 from services.config import LocalKafkaSettings, bootstrap_from_env, load_settings
 from services.kafka.admin import ensure_topics
 from services.kafka.local import LocalKafka, fetch_jars, free_ports
+from services.shutdown import SigtermUnwinds
 
 STRIPE_SECRET = "whsec_bench_secret"
 
@@ -166,4 +167,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with SigtermUnwinds():  # a ``kill`` still runs the finally blocks that stop the broker
+        main()

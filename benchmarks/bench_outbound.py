@@ -25,6 +25,7 @@ import httpx
 
 from benchmarks.figures import record
 from services.outbound import APIClient, APISettings
+from services.shutdown import SigtermUnwinds
 
 
 async def _ok_app(
@@ -153,4 +154,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with SigtermUnwinds():  # a ``kill`` still runs the finally blocks that stop the server
+        main()

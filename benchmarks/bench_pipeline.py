@@ -29,6 +29,7 @@ from benchmarks.figures import record
 from schemas.topics import TopicSpec
 from services.config import PipelineSettings, bootstrap_from_env
 from services.kafka.admin import ensure_topics
+from services.shutdown import SigtermUnwinds
 from streams.eos import PRODUCER_MAX_BATCH_BYTES, PRODUCER_RETRY_BACKOFF_MS
 from tests.conftest import start_local_broker
 from tests.support.pipeline import (
@@ -179,4 +180,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with SigtermUnwinds():  # a ``kill`` still runs the finally blocks that stop the broker
+        main()

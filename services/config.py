@@ -416,7 +416,7 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Breakwa
     if config_path is not None and not config_path.is_file():
         raise ConfigError(f"config file {config_path} does not exist")
     short_bootstrap = os.environ.get(SHORT_BOOTSTRAP_ENV)
-    if short_bootstrap and BOOTSTRAP_ENV not in os.environ:
+    if short_bootstrap and not os.environ.get(BOOTSTRAP_ENV):  # as bootstrap_from_env: empty is unset
         kafka = dict(overrides.get("kafka", {}))
         kafka.setdefault("bootstrap", short_bootstrap)
         overrides["kafka"] = kafka

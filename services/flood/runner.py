@@ -10,12 +10,9 @@ import asyncio
 import contextlib
 import json
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from services.flood.report import end_to_end, latency_ms, timeline
 from services.flood.scenario import Scenario
 from services.flood.stack import Stack, build_stack, start_processes
 from services.operators.topics import OperatorTopics
+from services.shutdown import SigtermUnwinds
 
 
 @dataclass(frozen=True)
@@ -55,52 +53,24 @@ def run_flood(options: FloodOptions, console: Console | None = None) -> dict[str
     home = Path(tempfile.mkdtemp(prefix="breakwater-flood-"))
     began = time.time()
     stack: Stack | None = None
-    restore_sigterm = _unwind_on_sigterm()
-    try:
-        console.print(
-            f"[bold]flood[/bold]: starting {'broker, ' if not options.bootstrap else ''}"
-            f"topics, edge, worker and simulator in {home}"
-        )
-        stack = build_stack(options.scenario, home, options.bootstrap)
-        report = asyncio.run(_start_and_flood(stack, options, console))
-        report["seconds"]["total"] = round(time.time() - began, 1)
-    finally:
-        _ignore_sigterm()  # a second SIGTERM (a parent passing one on) must not cut the cleanup short
+    with SigtermUnwinds() as sigterm:  # ``kill`` must not leave the broker, edge or worker running
         try:
+            console.print(
+                f"[bold]flood[/bold]: starting {'broker, ' if not options.bootstrap else ''}"
+                f"topics, edge, worker and simulator in {home}"
+            )
+            stack = build_stack(options.scenario, home, options.bootstrap)
+            report = asyncio.run(_start_and_flood(stack, options, console))
+            report["seconds"]["total"] = round(time.time() - began, 1)
+        finally:
+            sigterm.hold()  # a second SIGTERM (a parent passing one on) must not cut the cleanup short
             if stack is not None:
                 stack.close()
             if not options.keep_temp:
                 shutil.rmtree(home, ignore_errors=True)
-        finally:
-            restore_sigterm()
     options.report_path.parent.mkdir(parents=True, exist_ok=True)
     options.report_path.write_text(json.dumps(report, indent=2))
     return report
-
-
-def _unwind_on_sigterm() -> Callable[[], None]:
-    """Make SIGTERM unwind through ``run_flood``'s cleanup; return what puts the old handler back.
-
-    Python's default SIGTERM ends the process at once: a flood stopped by ``kill`` or a CI timeout left
-    its broker, edge, worker and simulator running. Only the main thread may set handlers.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
-
-    return restore
-
-
-def _ignore_sigterm() -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 async def _start_and_flood(stack: Stack, options: FloodOptions, console: Console) -> dict[str, Any]:

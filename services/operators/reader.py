@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -76,7 +77,7 @@ async def _read(consumer: AIOKafkaConsumer, topic: str, max_records: int) -> Sna
 
 
 async def wait_until_stable(
-    bootstrap: str, written: dict[TopicPartition, int], *, timeout: float = 30.0, every: float = 0.05
+    bootstrap: str, written: Mapping[TopicPartition, int], *, timeout: float = 30.0, every: float = 0.05
 ) -> bool:
     """Wait until each partition's last stable offset passes the offset written there.
 
@@ -89,12 +90,12 @@ async def wait_until_stable(
         enable_auto_commit=False,
         client_id="breakwater-operator",
     )
-    await consumer.start()
     try:
         async with asyncio.timeout(timeout):
+            await consumer.start()
             while True:
                 ends: dict[TopicPartition, int] = await consumer.end_offsets(list(written))
-                if all(ends[tp] > offset for tp, offset in written.items()):
+                if all(ends.get(tp, -1) > offset for tp, offset in written.items()):
                     return True
                 await asyncio.sleep(every)  # the broker has no call that waits for the markers
     except TimeoutError:

@@ -206,7 +206,12 @@ class DlqActions:
         A commit is acknowledged when the coordinator has logged it; the markers that move each
         partition's last stable offset past the records are written after that.
         """
-        if not await wait_until_stable(self._bootstrap, written, timeout=VISIBLE_TIMEOUT):
+        try:
+            visible = await wait_until_stable(self._bootstrap, written, timeout=VISIBLE_TIMEOUT)
+        except KafkaError as exc:  # the change is committed: only the read-back failed
+            log.warning("committed, but could not check it is readable: %s", exc)
+            return
+        if not visible:
             log.warning("committed, but not yet readable after %.0f s: a listing may lag", VISIBLE_TIMEOUT)
 
     async def _with_ready_topic(
@@ -265,7 +270,18 @@ class DlqActions:
         except KafkaError as exc:
             log.error("%s of %d dead letters failed: %s", action, len(chunk), exc)
             return f"{type(exc).__name__}: {exc}"
-        for meta in (future.result() for future in sent):  # all settled: the commit flushed them
+        # All settled: the commit flushed them. aiokafka commits even when a batch failed for good.
+        lost = [error for error in (future.exception() for future in sent) if error is not None]
+        if lost:
+            log.error(
+                "%s of %d dead letters committed, %d records not written: %s",
+                action,
+                len(chunk),
+                len(lost),
+                lost[0],
+            )
+            return f"committed, but {len(lost)} records were not written ({lost[0]}); check the marks"
+        for meta in (future.result() for future in sent):
             tp = TopicPartition(meta.topic, meta.partition)
             written[tp] = max(written.get(tp, -1), meta.offset)
         return None

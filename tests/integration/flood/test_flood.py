@@ -62,9 +62,9 @@ def _flood_command(bootstrap: str, report: Path) -> tuple[list[str], dict[str, s
 
 
 def _soak_command(bootstrap: str, report: Path) -> tuple[list[str], dict[str, str]]:
-    """The soak runs the flood as its child; the environment points that flood at the run's broker."""
+    """The soak runs the flood as its child: pointed at the run's broker, its kept temp dirs in the test's."""
     command = [sys.executable, "-m", "benchmarks.soak", "--minutes", "2", "--rate", "50"]
-    return command, {**os.environ, "BREAKWATER_KAFKA__BOOTSTRAP": bootstrap}
+    return command, {**os.environ, "BREAKWATER_KAFKA__BOOTSTRAP": bootstrap, "TMPDIR": str(report.parent)}
 
 
 @pytest.mark.parametrize("launch", [_flood_command, _soak_command], ids=["flood", "soak"])
@@ -82,7 +82,7 @@ def test_a_terminated_flood_stops_every_process_it_started(
         parent = psutil.Process(top.pid)
         deadline = time.monotonic() + 120
         while not {"loadgen", "worker", "edge", "simulator"} <= set(started):  # until it is sending
-            assert top.poll() is None, "the flood exited before it was terminated"
+            assert top.poll() is None, f"{command[2]} exited before it was terminated"
             assert time.monotonic() < deadline, f"only {sorted(started)} started"
             for child in parent.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
