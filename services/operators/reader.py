@@ -29,6 +29,17 @@ class Snapshot:
     """True when ``max_records`` stopped the read before the end."""
 
 
+def _committed_reader(bootstrap: str, **options: object) -> AIOKafkaConsumer:
+    """A consumer of committed records only, in no group: operators read, they do not consume."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        client_id="breakwater-operator",
+        **options,
+    )
+
+
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     found = consumer.partitions_for_topic(topic)
     if not found:
@@ -41,13 +52,10 @@ async def read_snapshot(
     bootstrap: str, topic: str, *, max_records: int = 200_000, timeout: float = 30.0
 ) -> Snapshot:
     """Every committed record of ``topic`` up to its end when called; a missing topic reads empty."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
+    consumer = _committed_reader(
+        bootstrap,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,  # an idle partition answers fast: a snapshot waits for nothing new
-        client_id="breakwater-operator",
     )
     await consumer.start()
     try:
@@ -84,12 +92,7 @@ async def wait_until_stable(
     A transaction's commit is acknowledged before its markers land, so a committed reader asked at
     once can still stop short of it. False when ``timeout`` passed first.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        client_id="breakwater-operator",
-    )
+    consumer = _committed_reader(bootstrap)
     try:
         async with asyncio.timeout(timeout):
             await consumer.start()
