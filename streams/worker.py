@@ -21,7 +21,7 @@ from pathlib import Path
 from schemas.signing import EnvelopeSigner
 from services.config import BreakwaterSettings, load_settings
 from services.kafka.admin import ensure_topics
-from services.runtime import freeze_startup_objects
+from services.runtime import fix_mmap_threshold, freeze_startup_objects
 from services.telemetry import configure_logging
 from streams.dedup import DedupHandler
 from streams.destinations import Deliverer, OutboundDeliverer
@@ -149,6 +149,7 @@ def run_worker(settings: BreakwaterSettings) -> None:
     """Block until SIGINT/SIGTERM, then finish the batch in flight and leave the group."""
 
     async def main() -> None:
+        fix_mmap_threshold()  # before the dedup stores open: RocksDB's buffers are what it is for
         freeze_startup_objects()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
