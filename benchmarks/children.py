@@ -8,11 +8,10 @@ SIGKILL is the last resort. The benchmarks run by it unwind on SIGTERM (:mod:`se
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 
-from services.shutdown import SigtermUnwinds
+from services.shutdown import SigtermUnwinds, stop_process
 
 __all__ = ["run_to_end"]
 
@@ -26,27 +25,14 @@ def run_to_end(command: Sequence[str], env: Mapping[str, str] | None = None) -> 
         child = subprocess.Popen(list(command), env=env)
         try:
             return child.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reached the child too (one process group): a SIGTERM now would cut its cleanup short
+        except BaseException as stopped:
             sigterm.hold()
-            _stop(child, first_wait=INTERRUPT_GRACE_SECONDS)
-            raise
-        except BaseException:
-            sigterm.hold()
-            _stop(child, first_wait=0.0)
-            raise
-
-
-def _stop(child: subprocess.Popen[bytes], first_wait: float) -> None:
-    """Let ``child`` end by itself for ``first_wait`` s, then SIGTERM it; SIGKILL if that is not enough."""
-    try:
-        for wait, then in ((first_wait, signal.SIGTERM), (STOP_GRACE_SECONDS, signal.SIGKILL)):
+            # Ctrl-C reached the child too (one process group): a SIGTERM at once would cut its cleanup short
+            on_its_own = INTERRUPT_GRACE_SECONDS if isinstance(stopped, KeyboardInterrupt) else 0.0
             try:
-                child.wait(timeout=wait)
-                return
+                child.wait(timeout=on_its_own)
             except subprocess.TimeoutExpired:
-                child.send_signal(then)
-    finally:
-        if child.poll() is None:  # a second Ctrl-C while waiting: no orphan either way
-            child.kill()
-            child.wait()
+                pass
+            finally:
+                stop_process(child, STOP_GRACE_SECONDS)
+            raise

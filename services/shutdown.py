@@ -9,12 +9,13 @@ end. Held off by a Python handler, not ``SIG_IGN``, which processes spawned mean
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any, NoReturn
 
-__all__ = ["SigtermUnwinds"]
+__all__ = ["SigtermUnwinds", "stop_process"]
 
 
 class SigtermUnwinds:
@@ -52,3 +53,17 @@ def _unwind_once(signum: int, frame: FrameType | None) -> NoReturn:
 
 def _held(signum: int, frame: FrameType | None) -> None:
     """A SIGTERM while cleaning up: the cleanup already under way is the answer to it."""
+
+
+def stop_process(child: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM ``child``, give it ``grace`` seconds to clean up, then SIGKILL (also when interrupted)."""
+    try:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            child.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

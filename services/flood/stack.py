@@ -31,6 +31,7 @@ from services.flood.tomlgen import dumps
 from services.flood.traffic import sign
 from services.kafka.admin import ensure_topics
 from services.kafka.local import LocalKafka, LocalKafkaError, fetch_jars, free_ports
+from services.shutdown import stop_process
 from streams.topics import catalogue
 
 READY_TIMEOUT = 90.0
@@ -119,14 +120,8 @@ class Stack:
 
     def stop_child(self, name: str, timeout: float = 30.0) -> None:
         child = self.children.get(name)
-        if child is None or child.poll() is not None:
-            return
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        if child is not None:
+            stop_process(child, timeout)
 
     def close(self) -> None:
         for name in list(self.children):
