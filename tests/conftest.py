@@ -17,6 +17,23 @@ import pytest
 from services.config import LocalKafkaSettings
 from services.kafka.local import LocalKafka, LocalKafkaError, fetch_jars, free_ports
 
+KAFKA_FIXTURES = frozenset({"kafka_broker", "kafka_bootstrap", "private_broker"})
+UNIT_TESTS = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that reaches a broker, through any fixture, carries the ``kafka`` mark.
+
+    A ``pytestmark`` in a conftest marks nothing, so marks by hand went missing; the fixtures are the
+    truth. A unit test that asks for a broker is refused: ``tests/unit`` must need nothing running.
+    """
+    for item in items:
+        if not KAFKA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            continue
+        if item.path.is_relative_to(UNIT_TESTS):
+            raise pytest.UsageError(f"{item.nodeid}: a unit test may not use a Kafka broker")
+        item.add_marker(pytest.mark.kafka)
+
 
 def start_local_broker(home: Path, attempts: int = 3) -> LocalKafka:
     """A fresh single-node broker on free ports under ``home`` (tests own its whole life).

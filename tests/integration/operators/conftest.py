@@ -8,8 +8,6 @@ import pytest
 
 from tests.integration.operators.seed import Seeded, seed
 
-pytestmark = pytest.mark.kafka
-
 
 @pytest.fixture
 async def seeded(kafka_bootstrap: str, unique: Callable[[str], str]) -> Seeded:

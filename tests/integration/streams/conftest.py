@@ -10,8 +10,6 @@ import pytest
 
 from tests.support.pipeline import pipeline_config
 
-pytestmark = pytest.mark.kafka
-
 
 @pytest.fixture
 def config(kafka_bootstrap: str, unique: Callable[[str], str], tmp_path: Path) -> dict[str, Any]:
