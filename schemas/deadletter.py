@@ -76,4 +76,4 @@ class QuarantineRecord(BaseModel):
         default=None, description="too_large: the topic the left-out record was meant for"
     )
     value_bytes: int | None = Field(default=None, description="too_large: size of the left-out value")
-    value_sha256: str | None = Field(default=None, description="too_large: SHA-256 (hex) of the left-out value")
+    value_sha256: str | None = Field(default=None, description="too_large: SHA-256 hex of the left-out value")
