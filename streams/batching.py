@@ -121,22 +121,27 @@ class BatchSender:
     async def send(self, outputs: list[Out]) -> list[_Pending]:
         """Queue every output in the open transaction; await each ``_Pending.future`` before commit."""
         refusals = self.refusals
-        outputs = [
-            refusals.prepare(out)[0] if output_bytes(out) > OUTPUT_MAX_BYTES else out for out in outputs
-        ]
+        alone: set[int] = set()  # ids of outputs sent in a batch of their own
+        prepared = []
+        strikes, limit = refusals.strikes, OUTPUT_MAX_BYTES
+        for out in outputs:
+            if (strikes and out.origin in strikes) or len(out.value or b"") + len(out.key or b"") > limit:
+                out, single = refusals.prepare(out)
+                if single:
+                    alone.add(id(out))
+            prepared.append(out)
+        outputs = prepared
         await self._learn(outputs)
         producer = self._producer
         partition = self.partition
         open_batches: dict[tuple[str, int], tuple[Any, list[Out]]] = {}
         pending: list[_Pending] = []
         for out in outputs:
-            if refusals and out.origin in refusals.strikes:
-                out, alone = refusals.prepare(out)
-                if alone:
-                    builder = producer.create_batch()
-                    builder.append(timestamp=None, key=out.key, value=out.value, headers=list(out.headers))
-                    pending.append(await self._submit(builder, (out.topic, partition(out)), [out]))
-                    continue
+            if alone and id(out) in alone:
+                builder = producer.create_batch()
+                builder.append(timestamp=None, key=out.key, value=out.value, headers=list(out.headers))
+                pending.append(await self._submit(builder, (out.topic, partition(out)), [out]))
+                continue
             where = (out.topic, partition(out))
             builder, outs = open_batches.get(where) or (producer.create_batch(), [])
             if (

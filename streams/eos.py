@@ -399,6 +399,8 @@ class TransactionalLoop:
                 return
             housekeeping = self.handler.maintain()
             if not batch and not housekeeping:
+                if self._inflight is not None and self._inflight.done():
+                    await self.settle()  # an aborted batch is re-read even when nothing new arrives
                 return
             outcome = await self.handler.handle(batch) if batch else Outcome()
             offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
