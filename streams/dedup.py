@@ -9,24 +9,27 @@ a duplicate is counted and dropped.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from schemas.deadletter import QuarantineRecord
 from schemas.envelope import WebhookEnvelope
 from schemas.producer import TRACEPARENT_HEADER
 from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
 from streams.dedup_store import DEFAULT_MEMORY_BYTES, PartitionStore, StoreMemory
 from streams.eos_types import Batch, Out, Outcome, Record
 from streams.metrics import Metrics
+from streams.poison import is_infrastructure, origin_of, quarantine, reason_of
 from streams.topics import PipelineTopics
 
 EXPIRY_BATCH = 10_000
+UNOPENED_RETRY_SECONDS = 1.0
+log = logging.getLogger(__name__)
 
 
 def _forwarded(record: Record) -> tuple[tuple[str, bytes], ...]:
@@ -99,11 +102,31 @@ class DedupHandler:
                 store.close()
 
     async def handle(self, batch: Batch) -> Outcome:
+        """Outputs of a batch; a record whose handling raises is quarantined as ``unprocessable``.
+
+        A partition whose store is not open (its restore failed) is given back unprocessed: the loop
+        keeps such partitions paused until a restore succeeds, this is the last line of defence.
+        """
         outcome = Outcome()
         for tp, records in batch.items():
-            store = self.stores[tp.partition]
+            store = self.stores.get(tp.partition)
+            if store is None:
+                log.warning("dedup state of %s is not restored; its records wait", tp)
+                outcome.stop_at[tp] = records[0].offset
+                outcome.resume_at[tp] = asyncio.get_running_loop().time() + UNOPENED_RETRY_SECONDS
+                continue
             for record in records:
-                outcome.records.extend(self.one(store, record))
+                try:
+                    outs = self.one(store, record)
+                except Exception as exc:
+                    if is_infrastructure(exc):
+                        raise
+                    self._metrics["dedup.quarantined.unprocessable"] += 1
+                    outs = [quarantine(self._topics.quarantine, record, "unprocessable", reason_of(exc))]
+                origin = origin_of(record)
+                for out in outs:
+                    out.origin = origin
+                outcome.records.extend(outs)
             store.flush()
         return outcome
 
@@ -145,18 +168,8 @@ class DedupHandler:
         return envelope
 
     def _quarantine(self, record: Record, bad: Quarantined, source: TopicPartition) -> Out:
-        quarantined = QuarantineRecord(
-            reason=bad.reason,
-            detail=bad.detail,
-            quarantined_at=datetime.now(UTC),
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            key=record.key,
-            value=record.value,
-            headers={name: raw.decode("utf-8", "replace") for name, raw in record.headers},
-        )
-        return Out(self._topics.quarantine, record.key, quarantined.model_dump_json().encode(), follow=source)
+        """Raw bytes and reason; headers decoded leniently (a null or non-UTF-8 value never raises)."""
+        return quarantine(self._topics.quarantine, record, bad.reason, bad.detail)
 
     def maintain(self) -> list[Out]:
         """Every ``expiry_interval``: tombstones for keys first seen before the window, memtables flushed."""

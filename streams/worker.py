@@ -74,6 +74,7 @@ def build_loops(
             session_timeout_ms=pipeline.session_timeout_ms,
             client_id=f"{settings.kafka.client_id}-{pipeline.worker_id}",
             max_partition_fetch_bytes=fetch_bytes,
+            quarantine_topic=topics.quarantine,
         )
         return TransactionalLoop(config, handler)
 
