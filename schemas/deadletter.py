@@ -47,7 +47,9 @@ class QuarantineRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
     schema_version: Literal[1] = 1
-    reason: Literal["bad_signature", "undecodable", "invalid_envelope", "key_mismatch", "unknown_provider"]
+    reason: Literal[
+        "bad_signature", "undecodable", "invalid_envelope", "key_mismatch", "unknown_provider", "misrouted"
+    ]
     detail: str
     quarantined_at: datetime
     source_topic: str
