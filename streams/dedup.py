@@ -33,6 +33,7 @@ from schemas.envelope import WebhookEnvelope
 from schemas.producer import TRACEPARENT_HEADER
 from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
 from services.config import DedupMode
+from services.errors import BreakwaterError
 from streams.dedup_store import (
     DEFAULT_MEMORY_BYTES,
     PartitionStore,
@@ -54,12 +55,12 @@ async def partition_count(bootstrap: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()  # a metadata request for every topic
-        partitions = consumer.partitions_for_topic(topic)
+        cluster = await consumer._client.fetch_all_metadata()  # aiokafka keeps no public reader of it
     finally:
         await consumer.stop()
+    partitions = cluster.partitions_for_topic(topic)
     if not partitions:
-        raise RuntimeError(f"topic {topic} has no partitions in the cluster's metadata")
+        raise BreakwaterError(f"topic {topic} has no partitions in the cluster's metadata")
     return len(partitions)
 
 
