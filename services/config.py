@@ -62,8 +62,9 @@ DedupMode = Literal["event_id", "body", "body_and_type"]
 """What a provider's events are deduplicated on (streams/dedup_store.py ``dedup_identity``)."""
 # GitHub and Shopify sign the body only: their event id (and type) are headers anyone holding a captured
 # body and signature can change, so a re-post under a fresh id must be caught by the body. Shopify sends
-# one body under several topics (an order paid at checkout: orders/create, orders/paid, orders/updated),
-# so its topic stays part of the identity. Every other kind signs its event id.
+# one body under several topics (an order paid at checkout: orders/create, orders/paid, orders/updated;
+# any subscription with a ``fields`` filter), so a body under a topic it has not carried yet is a new
+# event there. Every other kind signs its event id.
 DEFAULT_DEDUP: dict[str, DedupMode] = {"github": "body", "shopify": "body_and_type"}
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
@@ -91,9 +92,10 @@ class ProviderSettings(_Section):
     tolerance_seconds: int = Field(default=300, ge=1)
     admission: RateLimit | None = None
     dedup: DedupMode | None = None
-    """``event_id``, ``body`` or ``body_and_type``; default ``body`` for github, ``body_and_type`` for
-    shopify, ``event_id`` for the kinds whose signature covers the event id. Changing it starts the
-    provider's dedup window afresh (entries are keyed by the identity)."""
+    """``event_id``: the provider's event id. ``body``: the signed body, so a body re-posted under a fresh
+    id is a replay. ``body_and_type``: the body per event type, so one body under another type is a new
+    event. Default ``body`` for github, ``body_and_type`` for shopify, ``event_id`` for the kinds whose
+    signature covers the event id. Switching to or from ``event_id`` starts the window afresh."""
     # PayPal only: the webhook id PayPal assigned, and where certificates may come from.
     webhook_id: str | None = None
     cert_hosts: list[str] = Field(default_factory=lambda: ["api.paypal.com", "api.sandbox.paypal.com"])

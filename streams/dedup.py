@@ -36,6 +36,7 @@ from services.config import DedupMode
 from services.errors import BreakwaterError
 from streams.dedup_store import (
     DEFAULT_MEMORY_BYTES,
+    Origin,
     PartitionStore,
     StoreMemory,
     dedup_identity,
@@ -174,17 +175,18 @@ class DedupHandler:
             self._metrics["dedup.forwarded"] += 1
             return [self._forward(record, owner)]
         key = record.key or b""
-        origin = None if identity == key else key
-        sighting = store.sight(identity, record.timestamp, record.offset, self._window_ms, origin)
-        if sighting.new is None:
-            earlier = sighting.earlier
-            replayed = earlier is not None and earlier.origin is not None and earlier.origin != key
-            self._metrics["dedup.replayed_body" if replayed else "dedup.duplicate"] += 1
+        mode = self._modes[envelope.provider]
+        origin = None if mode == "event_id" else Origin(key, envelope.event_type, record.offset)
+        sighting = store.sight(
+            identity, record.timestamp, record.offset, self._window_ms, origin, mode == "body_and_type"
+        )
+        if sighting.entry is None:
+            self._metrics[f"dedup.{sighting.verdict}"] += 1
             return []
         self._metrics["dedup.new"] += 1
         return [
             Out(self._topics.ready(envelope.provider), key, record.value, _forwarded(record), follow=source),
-            Out(self._topics.dedup_changelog, identity, sighting.new.encode(), partition=record.partition),
+            Out(self._topics.dedup_changelog, identity, sighting.entry.encode(), partition=record.partition),
         ]
 
     def _forward(self, record: Record, owner: int) -> Out:
@@ -210,7 +212,7 @@ class DedupHandler:
         mode = self._modes.get(envelope.provider)
         if mode is None:
             raise Quarantined("unknown_provider", f"provider {envelope.provider!r} is not configured")
-        identity = dedup_identity(mode, key, envelope.provider, envelope.event_type, envelope.body)
+        identity = dedup_identity(mode, key, envelope.provider, envelope.body)
         owner = owner_partition(identity, self._partitions)
         if owner != record.partition and any(name == FORWARDED_FROM_HEADER for name, _ in record.headers):
             raise Quarantined(

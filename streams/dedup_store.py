@@ -2,7 +2,7 @@
 
 Layout of one partition's database (raw bytes mode)::
 
-    b"k" + key                       -> b"{first_seen_ms}:{inbound_offset}[:{origin}]"
+    b"k" + key                       -> b"{first_seen_ms}:{inbound_offset}[:{origins, JSON}]"
     b"t" + first_seen_ms(8 bytes BE) + key -> b""      time index, so expiry reads only what expired
     b"m:changelog"                   -> last changelog offset known to be applied here
 
@@ -15,9 +15,12 @@ so a partition that moved to another worker and back sees everything committed m
 The table's key is a record's *dedup identity* (:func:`dedup_identity`): its record key
 ``provider:event_id``, or for a provider whose event id its signature does not cover (GitHub, Shopify)
 a digest of the provider and the signed body, so a captured body re-posted under a fresh id is still
-a copy. Such an entry also keeps the record key that first carried the body (``origin``), which tells
-a replay (another event id) from the provider's own resend (the same one). Entries without an origin,
-all those written before it existed among them, decode as before: the changelog restores unchanged.
+caught. A digest entry lists its *origins*: record key, event type and inbound offset of each event
+that carried the body. A later record with an origin's key is the provider's resend (a duplicate);
+one with another key is a replay of the body (``body``), or with ``body_and_type`` a replay only when
+an origin had its event type too, else a new event (one body under two Shopify topics) that is added
+as an origin. Entries without origins, every entry written before they existed among them, decode as
+before, so an old changelog restores unchanged (an older worker cannot read the new entries back).
 Each identity is deduplicated on the inbound partition :func:`owner_partition` maps it to, whichever
 partition the producer's partitioner picked (streams/dedup.py forwards the others there).
 
@@ -31,11 +34,13 @@ never seen, off the disk.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
@@ -83,46 +88,60 @@ def _field(value: bytes) -> bytes:
     return b"%d:" % len(value) + value
 
 
-def dedup_identity(mode: DedupMode, key: bytes, provider: str, event_type: str, body: bytes) -> bytes:
+def dedup_identity(mode: DedupMode, key: bytes, provider: str, body: bytes) -> bytes:
     """The dedup table's key for one envelope (``key`` is its record key, ``provider:event_id``).
 
-    ``event_id``: the key itself. ``body``: a digest of the provider and the raw body, for providers
-    whose signature covers the body only. ``body_and_type``: the event type in the digest too, so one
-    body sent under two topics (Shopify sends one order as ``orders/create`` and ``orders/paid``) is
-    two events. Digests start with ``#``, which no provider name does: they never equal a record key.
+    ``event_id``: the key itself. ``body`` and ``body_and_type``: a digest of the provider and the raw
+    body, for providers whose signature covers the body only (the two differ in how an entry's origins
+    are judged, not in the key, so switching between them keeps the window). Digests start with ``#``,
+    which no provider name does: they never equal a record key.
     """
     if mode == "event_id":
         return key
-    digest = hashlib.sha256(_field(provider.encode()))
-    if mode == "body_and_type":
-        digest.update(_field(event_type.encode()))
+    digest = hashlib.sha256(b"%d:" % len(provider) + provider.encode())
     digest.update(body)
-    return b"#%s:%s:%s" % (mode.encode(), provider.encode(), digest.hexdigest()[:32].encode())
+    return b"#body:%s:%s" % (provider.encode(), digest.hexdigest()[:32].encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """One event that carried a digest identity's body."""
+
+    key: bytes
+    event_type: str
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     first_seen_ms: int
     offset: int
-    origin: bytes | None = None
-    """The record key that first carried a digest identity; None for a record-key identity."""
+    origins: tuple[Origin, ...] = ()
+    """For a digest identity, every event that carried the body within the window; else empty."""
 
     def encode(self) -> bytes:
         head = b"%d:%d" % (self.first_seen_ms, self.offset)
-        return head if self.origin is None else head + b":" + self.origin
+        if not self.origins:
+            return head
+        listed = [[o.key.decode(), o.event_type, o.offset] for o in self.origins]
+        return head + b":" + json.dumps(listed, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> Entry:
-        ts, offset, *origin = raw.split(b":", 2)
-        return cls(int(ts), int(offset), origin[0] if origin else None)
+        ts, offset, *listed = raw.split(b":", 2)
+        origins = tuple(Origin(k.encode(), t, o) for k, t, o in json.loads(listed[0])) if listed else ()
+        return cls(int(ts), int(offset), origins)
+
+
+Verdict = Literal["new", "duplicate", "replayed_body"]
 
 
 @dataclass(frozen=True, slots=True)
 class Sighting:
-    """What the table made of one record: ``new`` to record (a first sighting), or the ``earlier`` one."""
+    """What the table made of one record; ``entry`` (staged) goes on the changelog when ``new``."""
 
-    new: Entry | None
-    earlier: Entry | None
+    verdict: Verdict
+    entry: Entry | None = None
 
 
 class StoreMemory:
@@ -201,24 +220,41 @@ class PartitionStore:
 
     def first_sighting(self, key: bytes, timestamp_ms: int, offset: int, window_ms: int) -> Entry | None:
         """The entry to record if this is the first sighting within the window, else ``None``."""
-        return self.sight(key, timestamp_ms, offset, window_ms).new
+        return self.sight(key, timestamp_ms, offset, window_ms).entry
 
     def sight(
-        self, key: bytes, timestamp_ms: int, offset: int, window_ms: int, origin: bytes | None = None
+        self,
+        key: bytes,
+        timestamp_ms: int,
+        offset: int,
+        window_ms: int,
+        origin: Origin | None = None,
+        by_type: bool = False,
     ) -> Sighting:
-        """A first sighting within the window (staged, with ``origin``), or the earlier entry it copies.
+        """Judge one record by the entry of ``key``; a first sighting's entry is staged.
 
-        The new entry is staged; :meth:`flush` writes every staged entry in one RocksDB write batch.
+        ``origin`` is given for a digest identity (module doc); ``by_type``: another event type under
+        the same body is a new event. :meth:`flush` writes every staged entry in one RocksDB write batch.
         """
         entry = self.get(key)
-        if entry is not None and entry.offset != offset and timestamp_ms - entry.first_seen_ms < window_ms:
-            return Sighting(None, entry)
-        new = Entry(timestamp_ms, offset, origin)
-        encoded = new.encode()
+        if entry is not None and timestamp_ms - entry.first_seen_ms >= window_ms:
+            entry = None  # expired, not yet swept
+        if entry is None:
+            return self._stage(key, Entry(timestamp_ms, offset, () if origin is None else (origin,)))
+        if entry.offset == offset or any(seen.offset == offset for seen in entry.origins):
+            return self._stage(key, entry)  # the record that created it, re-read after an abort
+        if origin is None or any(seen.key == origin.key for seen in entry.origins):
+            return Sighting("duplicate")
+        if not by_type or any(seen.event_type == origin.event_type for seen in entry.origins):
+            return Sighting("replayed_body")
+        return self._stage(key, Entry(entry.first_seen_ms, entry.offset, (*entry.origins, origin)))
+
+    def _stage(self, key: bytes, entry: Entry) -> Sighting:
+        encoded = entry.encode()
         self._staged[key] = encoded
         self._batch.put(b"k" + key, encoded)
-        self._batch.put(b"t" + _TS.pack(timestamp_ms) + key, b"")
-        return Sighting(new, None)
+        self._batch.put(b"t" + _TS.pack(entry.first_seen_ms) + key, b"")
+        return Sighting("new", entry)
 
     def flush(self) -> None:
         if self._staged:

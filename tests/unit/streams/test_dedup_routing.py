@@ -10,13 +10,14 @@ from typing import get_args
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from aiokafka.structs import ConsumerRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.deadletter import QuarantineRecord
 from services.config import ConfigError, DedupMode, load_settings
 from streams.dedup import FORWARDED_FROM_HEADER, DedupHandler
-from streams.dedup_store import Entry, dedup_identity, murmur2, owner_partition
+from streams.dedup_store import Entry, Origin, dedup_identity, murmur2, owner_partition
 from streams.metrics import Metrics
 from tests.support.pipeline import envelope
 from tests.unit.streams.records import SIGNER, TOPICS, Clock, record, signed
@@ -70,7 +71,7 @@ async def test_a_record_is_deduplicated_only_by_the_partition_its_identity_maps_
     arrival %= partitions
     item = envelope("github", event_id, event_type).model_copy(update={"body": body})
     key = item.key.encode()
-    identity = dedup_identity(mode, key, "github", event_type, body)
+    identity = dedup_identity(mode, key, "github", body)
     owner = owner_partition(identity, partitions)
     assert 0 <= owner < partitions
     assert (identity == key) == (mode == "event_id")
@@ -114,19 +115,18 @@ async def test_a_record_is_deduplicated_only_by_the_partition_its_identity_maps_
 def test_a_body_identity_ignores_the_unsigned_event_id_and_an_event_id_identity_is_the_key(
     ids: list[str], body: bytes, partitions: int
 ) -> None:
-    digests = {dedup_identity("body", f"github:{i}".encode(), "github", "push", body) for i in ids}
+    digests = {dedup_identity("body", f"github:{i}".encode(), "github", body) for i in ids}
     assert len(digests) == 1
     (digest,) = digests
     assert digest.startswith(b"#")  # never a record key: those start with a provider name
-    assert dedup_identity("body", b"shopify:x", "shopify", "push", body) != digest
-    typed = {dedup_identity("body_and_type", b"shopify:x", "shopify", t, body) for t in ("a/b", "a/c")}
-    assert len(typed) == 2
-    assert dedup_identity("event_id", b"github:x", "github", "push", body) == b"github:x"
+    assert dedup_identity("body", b"shopify:x", "shopify", body) != digest
+    assert dedup_identity("body_and_type", b"github:y", "github", body) == digest  # same key, other rule
+    assert dedup_identity("event_id", b"github:x", "github", body) == b"github:x"
 
 
-def test_entries_written_before_the_origin_existed_still_decode() -> None:
-    assert Entry.decode(b"1700000000000:42") == Entry(1700000000000, 42, None)
-    entry = Entry(1700000000000, 42, b"github:a:b:c")
+def test_entries_written_before_origins_existed_still_decode() -> None:
+    assert Entry.decode(b"1700000000000:42") == Entry(1700000000000, 42)
+    entry = Entry(1700000000000, 42, (Origin(b"github:a:b", "push", 42), Origin(b'x:"\n', "o/p", 50)))
     assert Entry.decode(entry.encode()) == entry
 
 
@@ -144,6 +144,47 @@ async def test_captured_body_under_fresh_ids_is_a_replay_and_the_same_id_a_resen
         b"github:e",
     ]
     assert (metrics["dedup.new"], metrics["dedup.replayed_body"], metrics["dedup.duplicate"]) == (2, 3, 1)
+
+
+async def test_one_body_under_two_shopify_topics_is_two_events_but_a_topic_change_is_no_new_event(
+    tmp_path: Path,
+) -> None:
+    handler, metrics = handler_with(tmp_path, 1, {"shopify": "body_and_type"})
+    order = b'{"id":820982911946154508,"financial_status":"paid"}'
+
+    def post(webhook_id: str, topic: str, offset: int) -> ConsumerRecord[bytes, bytes]:
+        return signed(
+            envelope("shopify", webhook_id, topic).model_copy(update={"body": order}), offset=offset
+        )
+
+    records = [
+        post("w1", "orders/create", 0),
+        post("w2", "orders/paid", 1),  # Shopify's own: the order was paid at checkout
+        post("w3", "orders/paid", 2),  # the orders/paid body re-posted under a fresh id: a replay
+        post("w1", "orders/cancelled", 3),  # a known webhook id with its topic changed: no new event
+        post("w2", "orders/paid", 4),  # Shopify's retry
+    ]
+    outcome = await handler.handle({inbound(0): records})
+    ready = [out for out in outcome.records if out.topic == TOPICS.ready("shopify")]
+    assert [out.key for out in ready] == [b"shopify:w1", b"shopify:w2"]
+    assert (metrics["dedup.new"], metrics["dedup.replayed_body"], metrics["dedup.duplicate"]) == (2, 1, 2)
+    changelog = [out for out in outcome.records if out.topic == TOPICS.dedup_changelog]
+    assert [len(Entry.decode(out.value or b"").origins) for out in changelog] == [1, 2]
+
+
+async def test_a_re_read_after_an_abort_delivers_every_origin_again(tmp_path: Path) -> None:
+    """kill -9 after RocksDB took the entries but before the transaction committed: nothing is lost."""
+    handler, metrics = handler_with(tmp_path, 1, {"shopify": "body_and_type"})
+    order = b'{"id":1}'
+    records = [
+        signed(envelope("shopify", w, t).model_copy(update={"body": order}), offset=i)
+        for i, (w, t) in enumerate([("w1", "orders/create"), ("w2", "orders/paid"), ("w3", "orders/paid")])
+    ]
+    first = await handler.handle({inbound(0): records})
+    handler.on_aborted()
+    again = await handler.handle({inbound(0): records})
+    assert [out.key for out in again.records] == [out.key for out in first.records]
+    assert metrics["dedup.new"] == 4 and metrics["dedup.replayed_body"] == 2
 
 
 async def test_a_forwarded_record_its_partition_does_not_own_is_quarantined_not_bounced(
