@@ -13,7 +13,6 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.envelope import WebhookEnvelope
 from schemas.events import EventRecord
@@ -21,34 +20,11 @@ from schemas.producer import EnvelopeProducer, encode_envelope
 from streams.dedup import FORWARDED_FROM_HEADER
 from streams.dedup_store import owner_partition
 from streams.worker import signer_for
+from tests.support.librdkafka import librdkafka_produce
 from tests.support.pipeline import CommittedReader, create_topics, envelope, running_worker, settings_of
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 4
-
-
-def librdkafka_produce(
-    bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
-) -> list[int]:
-    """Produce with librdkafka's own default partitioner; return the partition each record went to."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
-    partitions: list[int] = [-1] * len(records)
-    errors: list[KafkaError] = []
-
-    def delivered(index: int) -> Any:
-        def report(error: KafkaError | None, message: Message) -> None:
-            if error is not None:
-                errors.append(error)
-            else:
-                partitions[index] = message.partition()
-
-        return report
-
-    for index, (key, value, headers) in enumerate(records):
-        producer.produce(topic, value=value, key=key, headers=headers, on_delivery=delivered(index))
-        producer.poll(0)
-    assert producer.flush(30) == 0 and not errors, errors
-    return partitions
 
 
 def crc32_elsewhere(prefix: str) -> WebhookEnvelope:
