@@ -186,7 +186,7 @@ class DedupHandler:
         self._metrics["dedup.new"] += 1
         return [
             Out(self._topics.ready(envelope.provider), key, record.value, _forwarded(record), follow=source),
-            Out(self._topics.dedup_changelog, identity, sighting.entry.encode(), partition=record.partition),
+            Out(self._topics.dedup_changelog, identity, sighting.encoded, partition=record.partition),
         ]
 
     def _forward(self, record: Record, owner: int) -> Out:

@@ -34,7 +34,6 @@ never seen, off the disk.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import struct
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import pydantic_core
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteBufferManager
 
@@ -124,12 +124,16 @@ class Entry:
         if not self.origins:
             return head
         listed = [[o.key.decode(), o.event_type, o.offset] for o in self.origins]
-        return head + b":" + json.dumps(listed, separators=(",", ":")).encode()
+        return head + b":" + pydantic_core.to_json(listed)
 
     @classmethod
     def decode(cls, raw: bytes) -> Entry:
         ts, offset, *listed = raw.split(b":", 2)
-        origins = tuple(Origin(k.encode(), t, o) for k, t, o in json.loads(listed[0])) if listed else ()
+        origins = (
+            tuple(Origin(k.encode(), t, o) for k, t, o in pydantic_core.from_json(listed[0]))
+            if listed
+            else ()
+        )
         return cls(int(ts), int(offset), origins)
 
 
@@ -138,10 +142,11 @@ Verdict = Literal["new", "duplicate", "replayed_body"]
 
 @dataclass(frozen=True, slots=True)
 class Sighting:
-    """What the table made of one record; ``entry`` (staged) goes on the changelog when ``new``."""
+    """What the table made of one record; ``encoded`` (staged) goes on the changelog when ``new``."""
 
     verdict: Verdict
     entry: Entry | None = None
+    encoded: bytes = b""
 
 
 class StoreMemory:
@@ -254,7 +259,7 @@ class PartitionStore:
         self._staged[key] = encoded
         self._batch.put(b"k" + key, encoded)
         self._batch.put(b"t" + _TS.pack(entry.first_seen_ms) + key, b"")
-        return Sighting("new", entry)
+        return Sighting("new", entry, encoded)
 
     def flush(self) -> None:
         if self._staged:
