@@ -2,7 +2,8 @@
 
 Every record is checked in this order, and the first failure decides (poison never raises):
 signature (``bad_signature``), JSON (``undecodable``), envelope schema (``invalid_envelope``), record key
-equals ``provider:event_id`` (``key_mismatch``), provider configured (``unknown_provider``). A valid
+equals ``provider:event_id`` (``key_mismatch``), provider configured (``unknown_provider``), a forwarded
+record on the partition that owns it (``misrouted``, below). A valid
 envelope is new if its dedup identity was not seen within the window (by record timestamp) and goes on
 unchanged; a duplicate is counted and dropped.
 
