@@ -61,6 +61,7 @@ class QuarantineRecord(BaseModel):
         "invalid_record",
         "unprocessable",
         "too_large",
+        "misrouted",
     ]
     detail: str
     quarantined_at: datetime

@@ -58,6 +58,14 @@ def bootstrap_from_env() -> str | None:
 
 
 ProviderKind = Literal["stripe", "github", "shopify", "sendgrid", "paypal", "standard"]
+DedupMode = Literal["event_id", "body", "body_and_type"]
+"""What a provider's events are deduplicated on (streams/dedup_store.py ``dedup_identity``)."""
+# GitHub and Shopify sign the body only: their event id (and type) are headers anyone holding a captured
+# body and signature can change, so a re-post under a fresh id must be caught by the body. Shopify sends
+# one body under several topics (an order paid at checkout: orders/create, orders/paid, orders/updated;
+# any subscription with a ``fields`` filter), so a body under a topic it has not carried yet is a new
+# event there. Every other kind signs its event id.
+DEFAULT_DEDUP: dict[str, DedupMode] = {"github": "body", "shopify": "body_and_type"}
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
@@ -83,6 +91,11 @@ class ProviderSettings(_Section):
     secrets: list[Secret] = Field(default_factory=list)
     tolerance_seconds: int = Field(default=300, ge=1)
     admission: RateLimit | None = None
+    dedup: DedupMode | None = None
+    """``event_id``: the provider's event id. ``body``: the signed body, so a body re-posted under a fresh
+    id is a replay. ``body_and_type``: the body per event type, so one body under another type is a new
+    event. Default ``body`` for github, ``body_and_type`` for shopify, ``event_id`` for the kinds whose
+    signature covers the event id. Switching to or from ``event_id`` starts the window afresh."""
     # PayPal only: the webhook id PayPal assigned, and where certificates may come from.
     webhook_id: str | None = None
     cert_hosts: list[str] = Field(default_factory=lambda: ["api.paypal.com", "api.sandbox.paypal.com"])
@@ -355,6 +368,10 @@ class BreakwaterSettings(BaseSettings):
     def provider_kind(self, name: str) -> ProviderKind:
         provider = self.providers[name]
         return provider.kind or name  # type: ignore[return-value]
+
+    def dedup_mode(self, name: str) -> DedupMode:
+        """What provider ``name``'s events are deduplicated on (its setting, else its kind's default)."""
+        return self.providers[name].dedup or DEFAULT_DEDUP.get(self.provider_kind(name), "event_id")
 
     @cached_property
     def provider_names(self) -> tuple[str, ...]:

@@ -82,7 +82,7 @@ def build_loops(
         bootstrap=bootstrap,
         topics=topics,
         signer=signer_for(settings),
-        providers=frozenset(settings.providers),
+        providers={name: settings.dedup_mode(name) for name in settings.providers},
         window_seconds=pipeline.dedup_window_seconds,
         expiry_interval_seconds=pipeline.expiry_interval_seconds,
         state_dir=state_dir(settings),
