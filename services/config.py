@@ -38,6 +38,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from schemas.limits import ENVELOPE_MAX_BYTES
 from schemas.topics import TopicSpec, topic_catalogue
 from services.operators.config import OperatorSettings
 from services.outbound.config import APISettings
@@ -151,11 +152,22 @@ class SigningSettings(_Section):
         return self
 
 
+ENVELOPE_HEADROOM_BYTES = 64 * 1024
+"""Room an envelope needs beside its base64 body: ids, times, the content type and the kept signature
+headers (bounded by the HTTP server's header limits, far below this)."""
+
+
+def envelope_bytes_for_body(body_bytes: int) -> int:
+    """The largest envelope a body of ``body_bytes`` can become: base64 (4 bytes per 3) plus headroom."""
+    return 4 * -(-body_bytes // 3) + ENVELOPE_HEADROOM_BYTES
+
+
 class EdgeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    """Larger bodies get 413. Its envelope (base64 body plus headroom) must fit ``ENVELOPE_MAX_BYTES``."""
     produce_timeout_seconds: float = Field(default=5.0, gt=0)
     """How long a request waits for the broker's acknowledgement before it gets 503."""
     max_in_flight: int = Field(default=10_000, ge=1)
@@ -168,6 +180,19 @@ class EdgeSettings(_Section):
     keep_alive_seconds: int = Field(default=75, ge=1)
     """Idle keep-alive connections live this long: longer than a load balancer's or a provider's idle
     timeout, so the server never closes a connection the client is about to reuse."""
+
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _body_fits_an_envelope(cls, value: int) -> int:
+        envelope = envelope_bytes_for_body(value)
+        if envelope > ENVELOPE_MAX_BYTES:
+            largest = (ENVELOPE_MAX_BYTES - ENVELOPE_HEADROOM_BYTES) // 4 * 3
+            raise ValueError(
+                f"a body of {value} bytes becomes an envelope of up to {envelope} bytes, over the "
+                f"{ENVELOPE_MAX_BYTES}-byte ENVELOPE_MAX_BYTES of webhooks.inbound (schemas/limits.py); "
+                f"at most {largest}"
+            )
+        return value
 
 
 class KafkaDestination(_Section):
