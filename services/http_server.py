@@ -1,0 +1,324 @@
+"""The bounded uvicorn every Breakwater HTTP listener runs: the edge, the operator API, the probes.
+
+uvicorn (0.54) with httptools, the fastest pairing it offers, leaves a request's arrival unbounded:
+httptools buffers a header of any size (four unterminated 64 MB headers took the edge from 94 to
+351 MB), ``timeout_keep_alive`` only runs between requests and is cancelled by every byte, so a client
+sending a byte a second holds its connection for ever, and ``limit_concurrency`` answers 503 only
+once headers have arrived (and without Retry-After). h11's ``max_incomplete_event_size`` bounds
+header bytes but nothing in uvicorn times a header or a body read (Kludex/uvicorn#157 closed with
+this left to the application). hypercorn has read timeouts but is several times slower (pure-Python
+h11); granian has a header timeout but no body timeout and would replace the whole runner.
+
+So this is the smallest addition that gives what a public listener needs: a subclass of uvicorn's own
+httptools protocol that counts header bytes and header fields as they arrive, times the header
+(from the first byte, or from accept for a new connection) and the body (idle between chunks, and a
+total deadline), and answers connections past ``max_connections`` with 503 and Retry-After. Everything
+else (parsing, the ASGI cycle, keep-alive, pipelining, flow control) is uvicorn's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import httptools
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+from uvicorn.supervisors import Multiprocess
+
+from services.config import EdgeSettings
+from services.errors import BreakwaterError
+
+REFUSAL_LINGER_SECONDS = 2.0
+"""A refused connection is half-closed and drained this long before it is cut: closing a socket
+with unread request bytes makes the kernel send RST, which can destroy the 503 before it is read."""
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one server process accepts; see :class:`services.config.EdgeSettings` for why the defaults."""
+
+    max_header_bytes: int
+    max_headers: int
+    header_timeout_seconds: float
+    body_timeout_seconds: float
+    body_idle_timeout_seconds: float
+    max_connections: int
+    retry_after_seconds: int
+
+    @classmethod
+    def from_edge(cls, edge: EdgeSettings) -> ServerLimits:
+        return cls(
+            max_header_bytes=edge.max_header_bytes,
+            max_headers=edge.max_headers,
+            header_timeout_seconds=edge.header_timeout_seconds,
+            body_timeout_seconds=edge.body_timeout_seconds,
+            body_idle_timeout_seconds=edge.body_idle_timeout_seconds,
+            max_connections=edge.max_connections,
+            retry_after_seconds=edge.retry_after_seconds,
+        )
+
+    @classmethod
+    def defaults(cls) -> ServerLimits:
+        """The edge's defaults, for listeners with no settings of their own (operator API, probes)."""
+        return cls.from_edge(EdgeSettings())
+
+
+DROPPED: dict[str, int] = {}
+"""Connections this process answered and closed early, by reason (``header_timeout``, ...)."""
+
+
+def _count(reason: str) -> None:
+    DROPPED[reason] = DROPPED.get(reason, 0) + 1
+
+
+class _HeadTooLarge(BreakwaterError):
+    """Raised from a parser callback so that httptools stops parsing; data_received answers 431."""
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.text = text
+
+
+def _answer(
+    status: HTTPStatus, text: str, default_headers: list[tuple[bytes, bytes]], *extra: bytes
+) -> bytes:
+    body = f"{text}\n".encode()
+    lines = [f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()]
+    lines += [name + b": " + value + b"\r\n" for name, value in default_headers]
+    lines += [
+        b"content-type: text/plain; charset=utf-8\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"connection: close\r\n",
+        *extra,
+        b"\r\n",
+        body,
+    ]
+    return b"".join(lines)
+
+
+class _Refusal(asyncio.Protocol):
+    """A connection past ``max_connections``: 503 with Retry-After, half-close, drain, close."""
+
+    def __init__(self, response: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        self.response = response
+        self.loop = loop
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        transport.write(self.response)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.timer = self.loop.call_later(REFUSAL_LINGER_SECONDS, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        pass  # the request we refused; read only so that closing does not reset the connection
+
+    def eof_received(self) -> bool:
+        return False  # the client is done: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header limits, read deadlines and a connection limit.
+
+    One timer per connection at a time: the header deadline while a request's head arrives, then the
+    body deadline (the earlier of the total and the idle one) while its body arrives, none while the
+    application answers or the connection idles between requests (uvicorn's keep-alive timer).
+    """
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = config.limits if isinstance(config, BoundedConfig) else ServerLimits.defaults()
+        self.reading_head = True
+        self.head_bytes = 0
+        self.head_fields = 0
+        self.head_size = 0
+        self.deadline_timer: asyncio.TimerHandle | None = None
+        self.body_deadline = 0.0
+        self.body_seen = 0.0
+
+    # Connection
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.limits.max_connections:
+            _count("max_connections")
+            response = _answer(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "too many connections, retry later",
+                self.server_state.default_headers,
+                b"retry-after: %d\r\n" % self.limits.retry_after_seconds,
+            )
+            refusal = _Refusal(response, self.loop)
+            transport.set_protocol(refusal)
+            refusal.connection_made(transport)
+            return
+        super().connection_made(transport)
+        # A new connection gets header_timeout for its first request's head, from accept: one that
+        # connects and sends nothing is dropped too.
+        self._arm(self.loop.time() + self.limits.header_timeout_seconds)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's data_received, but a header limit answers 431 instead of the parser error's 400.
+        self._unset_keepalive_if_required()
+        if self.reading_head:
+            self.head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, _HeadTooLarge):
+                self._drop(cause.reason, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, cause.text)
+            else:
+                _count("invalid_request")  # uvicorn warns for each; a flood of them would fill the log
+                self.send_400_response("Invalid HTTP request received.")
+            return
+        if self.reading_head and self.head_bytes > self.limits.max_header_bytes:
+            # The head is still incomplete and already too large: httptools would buffer it all.
+            self._drop("max_header_bytes", HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, self._too_large())
+
+    def _too_large(self) -> str:
+        return f"request line and headers exceed {self.limits.max_header_bytes} bytes"
+
+    # Parser callbacks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.reading_head = True
+        self.head_fields = 0
+        self.head_size = 0
+        if self.deadline_timer is None:  # a kept-alive connection: the head's clock starts now
+            self._arm(self.loop.time() + self.limits.header_timeout_seconds)
+
+    def on_url(self, url: bytes) -> None:
+        self.head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # A head that arrived whole in one read is measured here, field by field (the count of bytes
+        # read in data_received catches one that never ends).
+        self.head_fields += 1
+        self.head_size += len(name) + len(value) + 4
+        if self.head_fields > self.limits.max_headers:
+            raise _HeadTooLarge("max_headers", f"more than {self.limits.max_headers} header fields")
+        if self.head_size > self.limits.max_header_bytes:
+            raise _HeadTooLarge("max_header_bytes", self._too_large())
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self.head_size > self.limits.max_header_bytes:  # a long request line and no header
+            raise _HeadTooLarge("max_header_bytes", self._too_large())
+        self.reading_head = False
+        self._disarm()
+        now = self.loop.time()
+        self.body_deadline = now + self.limits.body_timeout_seconds
+        self.body_seen = now
+        self._arm(min(self.body_deadline, now + self.limits.body_idle_timeout_seconds))
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self.body_seen = self.loop.time()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self.head_bytes = 0
+        super().on_message_complete()
+
+    # Deadlines
+
+    def _arm(self, when: float) -> None:
+        self._disarm()
+        self.deadline_timer = self.loop.call_at(when, self._deadline_passed)
+
+    def _disarm(self) -> None:
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+            self.deadline_timer = None
+
+    def _deadline_passed(self) -> None:
+        self.deadline_timer = None
+        if self.transport.is_closing():
+            return
+        if self.reading_head:
+            if self.head_bytes == 0 and self.cycle is None:
+                _count("idle_connection")  # connected and never sent a byte: nobody to answer
+                self.transport.close()
+                return
+            self._drop("header_timeout", HTTPStatus.REQUEST_TIMEOUT, "request head not received in time")
+            return
+        now = self.loop.time()
+        idle_until = self.body_seen + self.limits.body_idle_timeout_seconds
+        if self.flow.read_paused and now < self.body_deadline:
+            # uvicorn stopped reading (the application has not taken the body yet): not the client's
+            # fault, so the idle clock waits; the total deadline still holds.
+            self.body_seen = now
+            self._arm(min(self.body_deadline, now + self.limits.body_idle_timeout_seconds))
+        elif now >= self.body_deadline:
+            self._drop("body_timeout", HTTPStatus.REQUEST_TIMEOUT, "request body not received in time")
+        elif now >= idle_until:
+            self._drop("body_idle_timeout", HTTPStatus.REQUEST_TIMEOUT, "request body stalled")
+        else:
+            self._arm(min(self.body_deadline, idle_until))
+
+    def _drop(self, reason: str, status: HTTPStatus, text: str) -> None:
+        """Answer ``status`` (unless a response already started) and close the connection."""
+        _count(reason)
+        self._disarm()
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or not cycle.response_started:
+            self.transport.write(_answer(status, text, self.server_state.default_headers))
+        if cycle is not None and not cycle.response_complete:
+            # The application sees http.disconnect and its own answer goes nowhere.
+            cycle.disconnected = True
+            cycle.keep_alive = False
+            cycle.message_event.set()
+        self.transport.close()
+
+
+class BoundedConfig(uvicorn.Config):
+    """``uvicorn.Config`` that runs :class:`BoundedHttpToolsProtocol` with ``limits``.
+
+    A module-level class, so uvicorn's worker processes (which receive the config pickled) get it too.
+    """
+
+    def __init__(self, app: Any, limits: ServerLimits, **options: Any) -> None:
+        super().__init__(app, http=BoundedHttpToolsProtocol, ws="none", **options)
+        self.limits = limits
+
+
+def run(app: Any, limits: ServerLimits, **options: Any) -> None:
+    """``uvicorn.run`` with the limits: one process, or ``workers`` processes for an import string."""
+    config = BoundedConfig(app, limits, **options)
+    if config.workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
