@@ -34,9 +34,11 @@ from uvicorn.supervisors import Multiprocess
 from services.config import EdgeSettings
 from services.errors import BreakwaterError
 
-REFUSAL_LINGER_SECONDS = 2.0
-"""A refused connection is half-closed and drained this long before it is cut: closing a socket
-with unread request bytes makes the kernel send RST, which can destroy the 503 before it is read."""
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
+"""A connection the server ends early is answered, half-closed, and read (discarding) for up to this
+long and this many bytes before it is cut: closing a socket that still has unread request bytes makes
+the kernel send RST, which can destroy the answer before the client reads it (nginx's lingering close)."""
 
 
 @dataclass(frozen=True)
@@ -103,29 +105,31 @@ def _answer(
     return b"".join(lines)
 
 
-class _Refusal(asyncio.Protocol):
-    """A connection past ``max_connections``: 503 with Retry-After, half-close, drain, close."""
+class _Closing(asyncio.Protocol):
+    """Takes over a connection the server ends: the final answer, half-close, a bounded drain, close."""
 
-    def __init__(self, response: bytes, loop: asyncio.AbstractEventLoop) -> None:
-        self.response = response
-        self.loop = loop
-        self.timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        transport.write(self.response)
+    def __init__(self, transport: asyncio.Transport, answer: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport = transport
+        self.drained = 0
+        if answer:
+            transport.write(answer)
         if transport.can_write_eof():
             transport.write_eof()
-        self.timer = self.loop.call_later(REFUSAL_LINGER_SECONDS, transport.abort)
+        self.timer = loop.call_later(LINGER_SECONDS, transport.abort)
+        transport.set_protocol(self)
+        if not transport.is_reading():  # uvicorn's flow control may have paused it
+            transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        pass  # the request we refused; read only so that closing does not reset the connection
+        self.drained += len(data)  # the rest of a request we will not serve
+        if self.drained > LINGER_BYTES:
+            self.transport.abort()
 
     def eof_received(self) -> bool:
-        return False  # the client is done: close
+        return False  # the client is done too: close
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        self.timer.cancel()
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -164,9 +168,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self.server_state.default_headers,
                 b"retry-after: %d\r\n" % self.limits.retry_after_seconds,
             )
-            refusal = _Refusal(response, self.loop)
-            transport.set_protocol(refusal)
-            refusal.connection_made(transport)
+            _Closing(transport, response, self.loop)
             return
         super().connection_made(transport)
         # A new connection gets header_timeout for its first request's head, from accept: one that
@@ -195,8 +197,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if isinstance(cause, _HeadTooLarge):
                 self._drop(cause.reason, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, cause.text)
             else:
-                _count("invalid_request")  # uvicorn warns for each; a flood of them would fill the log
-                self.send_400_response("Invalid HTTP request received.")
+                # uvicorn warns for each; a flood of them would fill the log, so they are counted.
+                self._drop("invalid_request", HTTPStatus.BAD_REQUEST, "invalid HTTP request")
             return
         if self.reading_head and self.head_bytes > self.limits.max_header_bytes:
             # The head is still incomplete and already too large: httptools would buffer it all.
@@ -287,18 +289,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._arm(min(self.body_deadline, idle_until))
 
     def _drop(self, reason: str, status: HTTPStatus, text: str) -> None:
-        """Answer ``status`` (unless a response already started) and close the connection."""
+        """Answer ``status`` where no answer has started, and end the connection."""
         _count(reason)
         self._disarm()
         cycle = self.cycle
-        if cycle is None or cycle.response_complete or not cycle.response_started:
-            self.transport.write(_answer(status, text, self.server_state.default_headers))
-        if cycle is not None and not cycle.response_complete:
-            # The application sees http.disconnect and its own answer goes nowhere.
-            cycle.disconnected = True
-            cycle.keep_alive = False
-            cycle.message_event.set()
-        self.transport.close()
+        if self.reading_head:  # between requests: answer unless the previous answer is still going out
+            answer_now = cycle is None or cycle.response_complete
+        else:  # in a body: the application is waiting for it and has not answered yet
+            answer_now = cycle is not None and not cycle.response_started
+        answer = _answer(status, text, self.server_state.default_headers) if answer_now else b""
+        transport = self.transport
+        # uvicorn forgets the connection: the application sees http.disconnect, its answer goes nowhere.
+        self._unset_keepalive_if_required()
+        super().connection_lost(ConnectionAbortedError("ended by the server"))
+        _Closing(transport, answer, self.loop)
 
 
 class BoundedConfig(uvicorn.Config):
