@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 import httptools
 import uvicorn
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -77,6 +81,21 @@ DROPPED: dict[str, int] = {}
 
 def _count(reason: str) -> None:
     DROPPED[reason] = DROPPED.get(reason, 0) + 1
+
+
+def _observe_dropped(options: CallbackOptions) -> Iterable[Observation]:
+    for reason, count in list(DROPPED.items()):
+        yield Observation(count, {"reason": reason})
+
+
+# Registered on import (uvicorn's worker processes import this module to unpickle their config): the
+# global meter forwards to the provider services.telemetry sets up, and /metrics shows
+# breakwater_http_dropped_total{reason=...}, the first thing to look at when clients report resets.
+metrics.get_meter("breakwater.http").create_observable_counter(
+    "breakwater.http.dropped",
+    callbacks=[_observe_dropped],
+    description="connections answered early and closed, by reason (limits, timeouts, bad requests)",
+)
 
 
 class _HeadTooLarge(BreakwaterError):
@@ -132,12 +151,44 @@ class _Closing(asyncio.Protocol):
         self.timer.cancel()
 
 
+class _Sweeper:
+    """One timer per server that checks every connection's deadlines a few times a second.
+
+    A timer per connection would cost a ``call_at`` and a ``cancel`` for each head and each body
+    (about 6 us each on uvloop, twice per request); the sweep costs a comparison per open connection
+    per tick, and a deadline is enforced within one tick.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any], interval: float) -> None:
+        self.loop = loop
+        self.connections = connections
+        self.interval = interval
+        self.handle: asyncio.TimerHandle | None = None
+
+    def ensure_running(self) -> None:
+        if self.handle is None:
+            self.handle = self.loop.call_later(self.interval, self._sweep)
+
+    def _sweep(self) -> None:
+        self.handle = None
+        now = self.loop.time()
+        for connection in list(self.connections):
+            if isinstance(connection, BoundedHttpToolsProtocol):
+                connection.check_deadlines(now)
+        if self.connections:  # idle servers stop ticking; the next connection starts it again
+            self.ensure_running()
+
+
+_SWEEPERS: weakref.WeakKeyDictionary[ServerState, _Sweeper] = weakref.WeakKeyDictionary()
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header limits, read deadlines and a connection limit.
 
-    One timer per connection at a time: the header deadline while a request's head arrives, then the
-    body deadline (the earlier of the total and the idle one) while its body arrives, none while the
-    application answers or the connection idles between requests (uvicorn's keep-alive timer).
+    Deadlines: the head's while a request's head arrives (from accept for a connection's first
+    request, from the first byte for a kept-alive one), then the body's (total and idle) while its body
+    arrives; none while the application answers or the connection idles between requests (uvicorn's
+    keep-alive timer rules there). The server's :class:`_Sweeper` enforces them.
     """
 
     def __init__(
@@ -150,11 +201,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = config.limits if isinstance(config, BoundedConfig) else ServerLimits.defaults()
         self.reading_head = True
-        self.head_bytes = 0
+        self.head_bytes = 0  # read while the head is incomplete: bounds a head that never ends
         self.head_fields = 0
-        self.head_size = 0
-        self.deadline_timer: asyncio.TimerHandle | None = None
-        self.body_deadline = 0.0
+        self.head_size = 0  # of the parsed request line and fields: bounds a head read in one go
+        self.head_deadline = 0.0  # 0: not timing a head
+        self.body_deadline = 0.0  # 0: not timing a body
         self.body_seen = 0.0
 
     # Connection
@@ -173,11 +224,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         # A new connection gets header_timeout for its first request's head, from accept: one that
         # connects and sends nothing is dropped too.
-        self._arm(self.loop.time() + self.limits.header_timeout_seconds)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+        self.head_deadline = self.loop.time() + self.limits.header_timeout_seconds
+        sweeper = _SWEEPERS.get(self.server_state)
+        if sweeper is None:
+            shortest = min(
+                self.limits.header_timeout_seconds,
+                self.limits.body_timeout_seconds,
+                self.limits.body_idle_timeout_seconds,
+            )
+            sweeper = _Sweeper(self.loop, self.connections, interval=min(1.0, max(0.02, shortest / 10)))
+            _SWEEPERS[self.server_state] = sweeper
+        sweeper.ensure_running()
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's data_received, but a header limit answers 431 instead of the parser error's 400.
@@ -214,8 +271,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.reading_head = True
         self.head_fields = 0
         self.head_size = 0
-        if self.deadline_timer is None:  # a kept-alive connection: the head's clock starts now
-            self._arm(self.loop.time() + self.limits.header_timeout_seconds)
+        if not self.head_deadline:  # a kept-alive connection: the head's clock starts now
+            self.head_deadline = self.loop.time() + self.limits.header_timeout_seconds
 
     def on_url(self, url: bytes) -> None:
         self.head_size += len(url)
@@ -236,11 +293,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.head_size > self.limits.max_header_bytes:  # a long request line and no header
             raise _HeadTooLarge("max_header_bytes", self._too_large())
         self.reading_head = False
-        self._disarm()
+        self.head_deadline = 0.0
         now = self.loop.time()
         self.body_deadline = now + self.limits.body_timeout_seconds
         self.body_seen = now
-        self._arm(min(self.body_deadline, now + self.limits.body_idle_timeout_seconds))
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -248,50 +304,37 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self.body_deadline = 0.0
         self.head_bytes = 0
         super().on_message_complete()
 
     # Deadlines
 
-    def _arm(self, when: float) -> None:
-        self._disarm()
-        self.deadline_timer = self.loop.call_at(when, self._deadline_passed)
-
-    def _disarm(self) -> None:
-        if self.deadline_timer is not None:
-            self.deadline_timer.cancel()
-            self.deadline_timer = None
-
-    def _deadline_passed(self) -> None:
-        self.deadline_timer = None
-        if self.transport.is_closing():
-            return
-        if self.reading_head:
+    def check_deadlines(self, now: float) -> None:
+        """Drop the connection if its head or body is late (called by the sweeper)."""
+        if self.head_deadline and now >= self.head_deadline:
             if self.head_bytes == 0 and self.cycle is None:
                 _count("idle_connection")  # connected and never sent a byte: nobody to answer
+                self.head_deadline = 0.0
                 self.transport.close()
                 return
             self._drop("header_timeout", HTTPStatus.REQUEST_TIMEOUT, "request head not received in time")
-            return
-        now = self.loop.time()
-        idle_until = self.body_seen + self.limits.body_idle_timeout_seconds
-        if self.flow.read_paused and now < self.body_deadline:
-            # uvicorn stopped reading (the application has not taken the body yet): not the client's
-            # fault, so the idle clock waits; the total deadline still holds.
-            self.body_seen = now
-            self._arm(min(self.body_deadline, now + self.limits.body_idle_timeout_seconds))
-        elif now >= self.body_deadline:
-            self._drop("body_timeout", HTTPStatus.REQUEST_TIMEOUT, "request body not received in time")
-        elif now >= idle_until:
-            self._drop("body_idle_timeout", HTTPStatus.REQUEST_TIMEOUT, "request body stalled")
-        else:
-            self._arm(min(self.body_deadline, idle_until))
+        elif self.body_deadline:
+            if self.flow.read_paused:
+                # uvicorn stopped reading (the application has not taken the body yet, or a pipelined
+                # request waits for the one before): not the client's fault, so its clocks restart.
+                self.body_seen = now
+                self.body_deadline = now + self.limits.body_timeout_seconds
+                return
+            if now >= self.body_deadline:
+                self._drop("body_timeout", HTTPStatus.REQUEST_TIMEOUT, "request body not received in time")
+            elif now - self.body_seen >= self.limits.body_idle_timeout_seconds:
+                self._drop("body_idle_timeout", HTTPStatus.REQUEST_TIMEOUT, "request body stalled")
 
     def _drop(self, reason: str, status: HTTPStatus, text: str) -> None:
         """Answer ``status`` where no answer has started, and end the connection."""
         _count(reason)
-        self._disarm()
+        self.head_deadline = self.body_deadline = 0.0
         cycle = self.cycle
         if self.reading_head:  # between requests: answer unless the previous answer is still going out
             answer_now = cycle is None or cycle.response_complete

@@ -214,7 +214,10 @@ async def test_200_slowloris_clients_are_dropped_after_header_timeout_while_new_
         assert status(answer) == 408
         assert b"request head not received in time" in answer
         assert header_timeout * 0.9 <= elapsed < header_timeout + 8
-    await asyncio.sleep(0)  # the edge let every slow connection go
+    async with httpx.AsyncClient() as client:
+        scrape = (await client.get(f"http://127.0.0.1:{edge.port}/metrics", timeout=5)).text
+    dropped = [line for line in scrape.splitlines() if line.startswith("breakwater_http_dropped_total")]
+    assert any('reason="header_timeout"' in line and float(line.split()[-1]) >= 200 for line in dropped)
     deadline = time.monotonic() + 5
     while edge.open_connections() > baseline:
         assert time.monotonic() < deadline, f"{edge.open_connections()} connections still open"

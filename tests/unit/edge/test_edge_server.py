@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.config import EdgeSettings
-from services.http_server import BoundedConfig, BoundedHttpToolsProtocol, ServerLimits
+from services.http_server import DROPPED, BoundedConfig, BoundedHttpToolsProtocol, ServerLimits
 from services.kafka.local import free_ports
 
 LIMITS = ServerLimits(
@@ -224,10 +224,12 @@ def test_long_request_line_is_cut_too(port: int) -> None:
 
 
 def test_slow_head_gets_408_after_header_timeout(port: int) -> None:
+    before = DROPPED.get("header_timeout", 0)
     with connect(port) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nhost: edge\r\n")
         elapsed = trickle(sock, every=0.1, most=50)  # the head never completes in time
         response = read_all(sock)
+    assert DROPPED["header_timeout"] == before + 1  # what /metrics reports
     assert status(response) == 408
     assert LIMITS.header_timeout_seconds * 0.9 <= elapsed < LIMITS.header_timeout_seconds + 2
 
