@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 import select
 import socket
 import threading
@@ -19,7 +20,10 @@ import pytest
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from services import http_server, runtime
+from services.cli import main as cli
 from services.config import EdgeSettings
 from services.http_server import DROPPED, BoundedConfig, BoundedHttpToolsProtocol, ServerLimits
 from services.kafka.local import free_ports
@@ -328,3 +332,55 @@ def test_config_runs_the_bounded_protocol() -> None:
     config = BoundedConfig(echo, LIMITS)
     config.load()
     assert config.http_protocol_class is BoundedHttpToolsProtocol
+
+
+@pytest.fixture
+def launches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ServerLimits, dict[str, object]]]:
+    """What the CLI hands to services.http_server.run, instead of serving."""
+    calls: list[tuple[object, ServerLimits, dict[str, object]]] = []
+
+    def run(app: object, limits: ServerLimits, **options: object) -> None:
+        calls.append((app, limits, options))
+
+    monkeypatch.setattr(http_server, "run", run)
+    monkeypatch.setattr(runtime, "freeze_startup_objects", lambda: None)
+    for name in ("MAX_CONNECTIONS", "HEADER_TIMEOUT_SECONDS"):
+        monkeypatch.delenv(f"BREAKWATER_EDGE__{name}", raising=False)
+    return calls
+
+
+def test_breakwater_edge_runs_the_bounded_server_with_the_edge_settings(
+    launches: list[tuple[object, ServerLimits, dict[str, object]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BREAKWATER_EDGE__MAX_CONNECTIONS", "77")
+    monkeypatch.setenv("BREAKWATER_EDGE__HEADER_TIMEOUT_SECONDS", "4.5")
+    result = CliRunner().invoke(cli.app, ["edge", "--port", "1"])
+    assert result.exit_code == 0, result.output
+    ((_, limits, options),) = launches
+    assert limits.max_connections == 77
+    assert limits.header_timeout_seconds == 4.5
+    assert options["timeout_keep_alive"] == EdgeSettings().keep_alive_seconds
+    assert "http" not in options  # the bounded protocol, never a stock one
+
+    launches.clear()
+    result = CliRunner().invoke(cli.app, ["edge", "--port", "1", "--processes", "2"])
+    assert result.exit_code == 0, result.output
+    ((app, limits, options),) = launches
+    assert app == "services.edge.app:app_from_environment" and options["workers"] == 2
+    assert limits.max_connections == 77
+
+
+def test_breakwater_operators_serve_runs_the_bounded_server(
+    launches: list[tuple[object, ServerLimits, dict[str, object]]],
+) -> None:
+    result = CliRunner().invoke(cli.app, ["operators", "serve", "--port", "1"])
+    assert result.exit_code == 0, result.output
+    ((_, limits, _),) = launches
+    assert limits == ServerLimits.defaults()
+
+
+def test_bounded_config_survives_pickling_for_worker_processes() -> None:
+    """uvicorn's worker processes receive the config pickled: the limits must go with it."""
+    config = BoundedConfig("services.edge.app:app_from_environment", LIMITS, factory=True, workers=2)
+    copy = pickle.loads(pickle.dumps(config))
+    assert isinstance(copy, BoundedConfig) and copy.limits == LIMITS
