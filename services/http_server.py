@@ -2,12 +2,13 @@
 
 uvicorn (0.54) with httptools, the fastest pairing it offers, leaves a request's arrival unbounded:
 httptools buffers a header of any size (four unterminated 64 MB headers took the edge from 94 to
-351 MB), ``timeout_keep_alive`` only runs between requests and is cancelled by every byte, so a client
+351 MB), ``timeout_keep_alive`` only runs between requests and stops at a request's first byte, so a client
 sending a byte a second holds its connection for ever, and ``limit_concurrency`` answers 503 only
 once headers have arrived (and without Retry-After). h11's ``max_incomplete_event_size`` bounds
 header bytes but nothing in uvicorn times a header or a body read (Kludex/uvicorn#157 closed with
-this left to the application). hypercorn has read timeouts but is several times slower (pure-Python
-h11); granian has a header timeout but no body timeout and would replace the whole runner.
+this left to the application; httptools' own limit cannot be set). hypercorn has ``read_timeout``
+and ``h11_max_incomplete_size`` but parses in pure Python (h11), and granian would replace the
+runner, the worker processes and the tests' in-process servers; neither was adopted for that.
 
 So this is the smallest addition that gives what a public listener needs: a subclass of uvicorn's own
 httptools protocol that counts header bytes and header fields as they arrive, times the header
