@@ -180,6 +180,35 @@ class EdgeSettings(_Section):
     keep_alive_seconds: int = Field(default=75, ge=1)
     """Idle keep-alive connections live this long: longer than a load balancer's or a provider's idle
     timeout, so the server never closes a connection the client is about to reuse."""
+    max_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024, le=16 * 1024 * 1024)
+    """Request line and headers of one request, in bytes, before 431. httptools buffers a head of any
+    size; real providers send a few KiB (PayPal's certificate URL and transmission headers, GitHub's
+    hook headers stay under 4 KiB), proxies add some, and 64 KiB is above nginx's and Node's 8-16 KiB
+    defaults, so nothing legitimate is refused while one connection can hold at most this much."""
+    max_headers: int = Field(default=100, ge=10, le=10_000)
+    """Header fields in one request before 431: providers send 10-30, 100 is Go's and h2's default."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """The request line and headers must arrive within this many seconds (from accept, or from a
+    kept-alive request's first byte), else 408 and close: a client trickling a byte a second would
+    otherwise hold a connection for ever. Providers send their head in one packet."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """The whole body must arrive within this many seconds of the headers, else 408 and close: at
+    the default 1 MiB ``max_body_bytes`` that is 35 KB/s, far below any provider's link."""
+    body_idle_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """A body that stalls this long between chunks is dropped with 408 before the total deadline."""
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    """Open connections per edge process; past this a new connection gets 503 with Retry-After and is
+    closed, so established ones keep their file descriptors and the process never reaches its file
+    limit. 1000 keep-alive connections is many times what one Python process serves at full rate."""
+
+    @model_validator(mode="after")
+    def _body_deadlines(self) -> EdgeSettings:
+        if self.body_idle_timeout_seconds > self.body_timeout_seconds:
+            raise ValueError(
+                f"body_idle_timeout_seconds ({self.body_idle_timeout_seconds}) exceeds "
+                f"body_timeout_seconds ({self.body_timeout_seconds})"
+            )
+        return self
 
     @field_validator("max_body_bytes")
     @classmethod

@@ -326,8 +326,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: operators.port).")] = None,
 ) -> None:
     """Run the operator HTTP API; every route but /healthz and /readyz needs the bearer token."""
-    import uvicorn
-
+    from services import http_server
     from services.operators.api import create_operator_app
 
     settings: BreakwaterSettings = ctx.obj.settings
@@ -336,8 +335,9 @@ def serve(
         typer.secho(
             "warning: operators.token is not set: every protected route answers 401", fg="yellow", err=True
         )
-    uvicorn.run(
+    http_server.run(  # the edge's header and read limits: it faces the same networks
         create_operator_app(settings, config),
+        http_server.ServerLimits.defaults(),
         host=host or config.host,
         port=port or config.port,
         access_log=False,
