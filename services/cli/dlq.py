@@ -318,10 +318,11 @@ def stats(
         )
     for row in result["lag"]:  # type: ignore[attr-defined]  # a list of dicts, see PipelineStats.as_dict
         committed = "-" if row["committed"] is None else str(row["committed"])
-        lag.add_row(
-            row["group"], row["topic"], str(row["partition"]), committed, str(row["end"]), str(row["lag"])
-        )
+        shown = str(row["lag"]) if row["exact"] else f"≤{row['lag']}"
+        lag.add_row(row["group"], row["topic"], str(row["partition"]), committed, str(row["end"]), shown)
     console.print(lag)
+    if any(not row["exact"] for row in result["lag"]):  # type: ignore[attr-defined]
+        console.print("≤: too far behind to count record by record; offsets counted, markers included")
     per_provider = Table(title=f"since {result['since']}")
     for column in ("provider", "dead-lettered", "quarantined"):
         per_provider.add_column(column)

@@ -242,8 +242,8 @@ def create_operator_app(
     async def metrics(request: Request) -> Response:
         """Consumer lag as Prometheus gauges (the queues of this system), beside the process's own metrics.
 
-        Open like the probes: it holds counts, never a record. On transactional topics a partition at
-        rest shows a lag of one per open commit marker at most.
+        Open like the probes: it holds counts, never a record. Commit markers are not records: a
+        drained partition shows 0, so an alert on lag > 0 clears (see :func:`consumer_lag`).
         """
         try:
             lags = await consumer_lag(ops.bootstrap, ops.topics.queues())
