@@ -338,7 +338,9 @@ def stats(
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Interface (default: operators.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: operators.port).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: operators.port).")
+    ] = None,
 ) -> None:
     """Run the operator HTTP API; every route but /healthz and /readyz needs the bearer token."""
     import uvicorn
