@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import tomllib
 from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
@@ -35,11 +36,13 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from schemas.limits import ENVELOPE_MAX_BYTES
 from schemas.topics import TopicSpec, topic_catalogue
+from services.errors import BreakwaterError
 from services.operators.config import OperatorSettings
 from services.outbound.config import APISettings
 from services.reliability.config import ServiceSettings
@@ -70,8 +73,8 @@ DEFAULT_DEDUP: dict[str, DedupMode] = {"github": "body", "shopify": "body_and_ty
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the field."""
+class ConfigError(BreakwaterError):
+    """The configuration cannot be used; the message names the field (or the file and line)."""
 
 
 class _Section(BaseModel):
@@ -362,6 +365,18 @@ class PipelineSettings(_Section):
         return self
 
 
+def _check_standard_secrets(name: str, secrets: list[SecretStr]) -> None:
+    """Standard Webhooks keys are ``whsec_<base64>``: one that does not decode fails here, at load,
+    not in the edge's first request (the edge decodes with the same function)."""
+    from services.edge.verifiers.standard import decode_secret  # the verifier imports this module
+
+    for index, secret in enumerate(secrets):
+        try:
+            decode_secret(secret.get_secret_value())
+        except ValueError as exc:
+            raise ValueError(f"providers.{name}.secrets[{index}]: {exc}") from None
+
+
 class BreakwaterSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -396,6 +411,8 @@ class BreakwaterSettings(BaseSettings):
                 raise ValueError(f"provider {name!r} needs kind, one of {', '.join(ProviderKind.__args__)}")  # type: ignore[attr-defined]
             if not provider.secrets and kind != "paypal":  # PayPal signs with certificates, not secrets
                 raise ValueError(f"provider {name!r} has no secrets")
+            if kind == "standard":
+                _check_standard_secrets(name, provider.secrets)
             if kind == "paypal" and not provider.webhook_id:
                 raise ValueError(f"provider {name!r} (paypal) needs webhook_id")
         return providers
@@ -473,7 +490,13 @@ def format_validation_error(exc: ValidationError) -> str:
     """One line per bad field: ``edge.port: Input should be less than or equal to 65535``."""
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
-        lines.append(f"{_field_name(error['loc'])}: {error['msg']}")
+        name, message = _field_name(error["loc"]), error["msg"]
+        if error["type"] == "value_error":  # our validators' messages, without pydantic's preamble
+            message = message.removeprefix("Value error, ")
+            if message.startswith(f"{name}."):  # it names a field deeper than pydantic knows
+                lines.append(message)
+                continue
+        lines.append(f"{name}: {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
@@ -496,5 +519,13 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Breakwa
         return BreakwaterSettings(**overrides)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+    except tomllib.TOMLDecodeError as exc:  # the message ends "(at line L, column C)"
+        raise ConfigError(f"invalid configuration:\n  {config_path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"invalid configuration:\n  {config_path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"invalid configuration:\n  {config_path}: {exc.strerror or exc}") from None
+    except SettingsError as exc:  # an environment value that is not the JSON a list or map needs
+        raise ConfigError(f"invalid configuration:\n  {exc}") from None
     finally:
         _CONFIG_FILE.reset(token)

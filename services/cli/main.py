@@ -70,7 +70,9 @@ def configure_logging(settings: BreakwaterSettings) -> None:
 def edge(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: edge.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default: edge.port).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to listen on (default: edge.port).")
+    ] = None,
     processes: Annotated[
         int | None, typer.Option(min=1, help="Processes sharing the port (default: edge.processes).")
     ] = None,
