@@ -172,3 +172,26 @@ async def test_topics_ensure_raises_an_old_topics_size_limit_and_keeps_its_other
     assert configs["retention.ms"] == "123456789"  # not the catalogue's: an operator's choice stays
     again = await ensure_topics(kafka_bootstrap, [old])
     assert again.reconfigured == []  # idempotent
+
+
+async def test_a_topic_that_predates_the_limits_gets_503_saying_what_to_run(
+    kafka_bootstrap: str, unique: Callable[[str], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Storable once the operator runs `topics ensure`: a retry is right, with a loud reason."""
+    topic = unique("inbound-unupgraded")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:  # the broker's default max.message.bytes (1 MiB), as before the catalogue declared one
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    body = stripe_body(786 * 1024, "evt_unupgraded")
+    async with (
+        running_edge(edge_settings(kafka_bootstrap), topic) as edge,
+        httpx.AsyncClient(base_url=edge.url, timeout=30) as client,
+    ):
+        headers = sign_stripe(body, SECRETS["stripe"], int(time.time()))
+        response = await client.post("/webhooks/stripe", content=body, headers=headers)
+    assert response.status_code == 503 and "Retry-After" in response.headers
+    assert "too large for the topic" in response.json()["message"]
+    assert "breakwater topics ensure" in caplog.text
