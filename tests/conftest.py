@@ -7,6 +7,7 @@ engine answers, BREAKWATER_TEST_DOCKER=1 uses testcontainers' Kafka module inste
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,6 +34,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.path.is_relative_to(UNIT_TESTS):
             raise pytest.UsageError(f"{item.nodeid}: a unit test may not use a Kafka broker")
         item.add_marker(pytest.mark.kafka)
+
+
+@pytest.fixture(autouse=True)
+def restored_logging() -> Iterator[None]:
+    """Logging as the test found it: a command run in process (``configure_logging``) replaces the root
+    handlers with one on the stderr of that moment, which a later test may find closed."""
+    root, aiokafka, sender = (logging.getLogger(n) for n in ("", "aiokafka", "aiokafka.producer.sender"))
+    saved = (list(root.handlers), root.level, aiokafka.level, list(sender.filters))
+    try:
+        yield
+    finally:
+        root.handlers[:], sender.filters[:] = saved[0], saved[3]
+        root.setLevel(saved[1])
+        aiokafka.setLevel(saved[2])
 
 
 def start_local_broker(home: Path, attempts: int = 3) -> LocalKafka:

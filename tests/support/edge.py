@@ -15,6 +15,7 @@ from schemas.signing import EnvelopeSigner
 from services.config import BreakwaterSettings, load_settings
 from services.edge.app import create_app
 from services.edge.ingest import Edge
+from services.http_server import BoundedConfig, ServerLimits
 from services.kafka.local import free_ports
 from tests.support.waiting import until
 
@@ -65,8 +66,9 @@ async def running_edge(settings: BreakwaterSettings, topic: str) -> AsyncIterato
     )
     app = create_app(settings, producer=producer)
     (port,) = free_ports(1)
-    config = uvicorn.Config(
+    config = BoundedConfig(  # the server `breakwater edge` runs, with the settings' limits
         app,
+        ServerLimits.from_edge(settings.edge),
         host="127.0.0.1",
         port=port,
         log_level="warning",
