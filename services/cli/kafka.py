@@ -63,16 +63,27 @@ def kafka_start(ctx: typer.Context) -> None:
     start_local_broker(settings)
 
 
-def start_local_broker(settings: BreakwaterSettings) -> LocalKafka:
-    """Start (or find running) the configured local broker; a failure ends the command with exit 1."""
+def start_local_broker(settings: BreakwaterSettings) -> tuple[LocalKafka, bool]:
+    """Start, or find running, the configured local broker; True when this process started it.
+
+    One it found running belongs to whoever started it: the caller uses it and leaves it running.
+    A failure ends the command with exit 1.
+    """
     broker = local_broker(settings)
     try:
-        broker.start(timeout=settings.kafka.local.start_timeout_seconds)
+        started = broker.start(timeout=settings.kafka.local.start_timeout_seconds)
     except LocalKafkaError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"Kafka {settings.kafka.local.version} answers on {broker.bootstrap} (pid {broker.pid()})")
-    return broker
+    version = settings.kafka.local.version
+    if started:
+        typer.echo(f"Kafka {version} answers on {broker.bootstrap} (pid {broker.pid()})")
+    else:
+        typer.echo(
+            f"Kafka {version} already runs on {broker.bootstrap} (pid {broker.pid()}, started by another "
+            "process): using it, and leaving it running (breakwater kafka stop stops it)"
+        )
+    return broker, started
 
 
 @kafka_app.command("stop")

@@ -1,7 +1,9 @@
 """``breakwater up``: the whole system on one machine (what ``make run`` runs).
 
-Starts the local broker (unless an external cluster is configured), ensures the topic catalogue, then
-runs the edge and a worker as child processes until Ctrl-C, and stops what it started.
+Starts the local broker (unless an external cluster is configured, or the broker already runs: then
+it is used and left running), ensures the topic catalogue, then runs the edge and a worker as child
+processes until Ctrl-C, and stops what it started, nothing else. A port the edge or the worker needs
+that is taken (a second ``make run``) is refused before anything starts.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +21,7 @@ from typing import Annotated
 import typer
 
 from services.cli.kafka import start_local_broker
+from services.config import BreakwaterSettings
 from services.kafka.admin import ensure_topics
 from streams.topics import catalogue
 
@@ -36,9 +40,16 @@ def up(
 ) -> None:
     """Run Kafka, the topics, the edge and a worker on this machine until Ctrl-C."""
     settings = ctx.obj.settings
-    broker = None
-    if not settings.kafka.bootstrap:
-        broker = start_local_broker(settings)
+    for name, host, port in _ports(settings, worker):
+        if not _free(host, port):
+            typer.secho(
+                f"error: {name} {host}:{port} is in use (another breakwater up, or an edge?); "
+                f"stop it or set {name} to a free port",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(1)
+    broker, started = start_local_broker(settings) if not settings.kafka.bootstrap else (None, False)
     result = asyncio.run(ensure_topics(settings.kafka.servers, catalogue(settings)))
     typer.echo(f"topics: {len(result.created)} created, {len(result.present) + len(result.grown)} present")
 
@@ -76,7 +87,29 @@ def up(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        if broker is not None and not keep_kafka:
+        if broker is not None and started and not keep_kafka:
             broker.stop()
             typer.echo("Kafka stopped")
+        elif broker is not None and not started:
+            typer.echo("Kafka left running: another process started it")
     raise typer.Exit(exit_code)
+
+
+def _ports(settings: BreakwaterSettings, worker: bool) -> list[tuple[str, str, int]]:
+    """The setting name, host and port of every listener ``up`` is about to start."""
+    ports = [("edge.port", settings.edge.host, settings.edge.port)]
+    if worker and settings.pipeline.probe_port is not None:
+        ports.append(("pipeline.probe_port", settings.pipeline.probe_host, settings.pipeline.probe_port))
+    return ports
+
+
+def _free(host: str, port: int) -> bool:
+    """Whether a listener could bind ``host:port`` now (SO_REUSEADDR, as uvicorn binds: only a live
+    listener makes it fail, not the last run's connections in TIME_WAIT)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.errors import BreakwaterError
 from services.kafka.admin import broker_answers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,7 @@ _LOG_START: dict[int, int] = {}  # pid -> size of its log when launched: what it
 STARTED_MARKER = b"Kafka Server started"
 
 
-class LocalKafkaError(RuntimeError):
+class LocalKafkaError(BreakwaterError, RuntimeError):
     """The local broker could not be fetched, started or stopped; the message says why."""
 
 
@@ -191,16 +192,24 @@ class LocalKafka:
                 return None
         return pid
 
-    def start(self, timeout: float = 90.0) -> None:
-        """Start the broker in the background and return once it answers a metadata request."""
-        if self.pid() is not None:
+    def start(self, timeout: float = 90.0) -> bool:
+        """Start the broker in the background and return once it answers a metadata request.
+
+        True when this call launched it. False when this node already runs (another ``breakwater up``
+        or ``kafka start`` launched it): the caller uses it and must leave it running, since a process
+        stops only what it started.
+        """
+        if (pid := self.pid()) is not None:
             if broker_answers(self.bootstrap):
-                return
-            raise LocalKafkaError(f"a broker process (pid {self.pid()}) runs but does not answer")
+                return False
+            raise LocalKafkaError(f"a broker process (pid {pid}) runs but does not answer")
         if broker_answers(self.bootstrap):
-            raise LocalKafkaError(f"something else already answers on {self.bootstrap}")
+            raise LocalKafkaError(
+                f"something else already answers on {self.bootstrap}; no broker of {self.home} runs"
+            )
         self.launch()
         self.wait_ready(timeout)
+        return True
 
     def launch(self) -> None:
         """Spawn the JVM and return at once (a cluster launches every node before any can answer)."""

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from schemas.deadletter import QuarantineRecord
 from services.config import ConfigError, DedupMode, load_settings
+from services.telemetry import TelemetrySettings, export_counters, prometheus_text, setup_telemetry
 from streams.dedup import FORWARDED_FROM_HEADER, DedupHandler
 from streams.dedup_store import Entry, Origin, dedup_identity, murmur2, owner_partition
 from streams.metrics import Metrics
@@ -237,3 +238,13 @@ def test_dedup_defaults_by_kind_and_a_bad_value_names_the_field() -> None:
     }
     with pytest.raises(ConfigError, match=r"providers\.github\.dedup"):
         load_settings(None, providers={"github": {"secrets": ["s"], "dedup": "payload"}})
+
+
+def test_forwarded_and_replayed_bodies_are_on_metrics_beside_the_other_dedup_counters() -> None:
+    telemetry = setup_telemetry(TelemetrySettings(), "dedup-routing-test")
+    metrics = Metrics({"dedup.forwarded": 7, "dedup.replayed_body": 2, "dedup.duplicate": 1})
+    export_counters(telemetry.meter, lambda: metrics)
+    scraped = prometheus_text()[0].decode()
+    assert "breakwater_pipeline_forwarded_total" in scraped
+    assert "breakwater_pipeline_replayed_bodies_total" in scraped
+    assert "dedup.forwarded=7" in metrics.line() and "dedup.replayed_body=2" in metrics.line()
