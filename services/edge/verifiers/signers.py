@@ -197,16 +197,18 @@ def _sample(kind: str, event_id: str, now: int, count: int) -> Any:
                 }
             },
         }
+    # GitHub and Shopify are deduplicated by body (their ids are unsigned headers): each sample differs
     if kind == "github":  # event "issues" (see sign_github); the id travels in X-GitHub-Delivery
+        issue = uuid.uuid4().int % 1_000_000
         return {
             "action": "opened",
-            "issue": {"number": 1347, "title": "Found a bug", "state": "open", "user": {"login": "octocat"}},
+            "issue": {"number": issue, "title": "Found a bug", "state": "open", "user": {"login": "octocat"}},
             "repository": {"id": 1296269, "full_name": "octocat/Hello-World"},
             "sender": {"login": "octocat", "id": 1},
         }
     if kind == "shopify":  # topic "orders/create"; the id travels in X-Shopify-Webhook-Id
         return {
-            "id": 820982911946154508,
+            "id": uuid.uuid4().int % 10**18,
             "email": "jon@example.com",
             "created_at": _iso(now),
             "currency": "USD",
