@@ -4,8 +4,11 @@ A :class:`DeadLetter` is an envelope that failed for good at one destination, wi
 so an operator can read why and replay it. Its ``id`` is derived from the envelope id, the destination
 and the attempt, so reprocessing after a crash produces the same id (the DLQ index keys on it).
 
-A :class:`QuarantineRecord` is a record on ``webhooks.inbound`` that no trusted edge signed, or that
-is not an envelope at all: the raw bytes are kept (base64) with the reason.
+A :class:`QuarantineRecord` is a record that no trusted edge signed, that is not an envelope at all,
+or whose processing raised (``unprocessable``): the raw bytes are kept (base64) with the reason. When
+a record can never be stored whole (``too_large``: over ``RECORD_MAX_BYTES``, or refused by the broker
+again and again), the quarantine record leaves the value out and keeps its size and SHA-256 instead,
+with the topic it was meant for; ``source_*`` still point at the input record it came from.
 """
 
 from __future__ import annotations
@@ -35,19 +38,31 @@ class DeadLetter(BaseModel):
     id: str = Field(description="stable id (uuid5 of envelope id, destination, attempt)")
     dead_at: datetime
     destination: str
-    reason: Literal["permanent", "attempts_exhausted"]
+    reason: Literal["permanent", "attempts_exhausted", "unprocessable"] = Field(
+        description="unprocessable: handling the record raised (final_error names the exception)"
+    )
     final_error: DeliveryError
     history: list[DeliveryError] = Field(description="every failed attempt, oldest first")
     envelope: WebhookEnvelope
 
 
 class QuarantineRecord(BaseModel):
-    """A record from ``webhooks.inbound`` that could not be trusted or read."""
+    """A record that could not be trusted, read or processed, or an output that could never be stored."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
     schema_version: Literal[1] = 1
-    reason: Literal["bad_signature", "undecodable", "invalid_envelope", "key_mismatch", "unknown_provider"]
+    reason: Literal[
+        "bad_signature",
+        "undecodable",
+        "invalid_envelope",
+        "key_mismatch",
+        "unknown_provider",
+        "invalid_record",
+        "unprocessable",
+        "too_large",
+        "misrouted",
+    ]
     detail: str
     quarantined_at: datetime
     source_topic: str
@@ -55,4 +70,11 @@ class QuarantineRecord(BaseModel):
     source_offset: int
     key: bytes | None
     value: bytes | None
-    headers: dict[str, str] = Field(default_factory=dict, description="record headers, decoded leniently")
+    headers: dict[str, str | None] = Field(
+        default_factory=dict, description="record headers, decoded leniently (null: a header without value)"
+    )
+    target_topic: str | None = Field(
+        default=None, description="too_large: the topic the left-out record was meant for"
+    )
+    value_bytes: int | None = Field(default=None, description="too_large: size of the left-out value")
+    value_sha256: str | None = Field(default=None, description="too_large: SHA-256 hex of the left-out value")

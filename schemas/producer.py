@@ -7,7 +7,9 @@ The edge uses it, and so can any upstream gateway that holds a signing key::
         await producer.send_and_wait(envelope, timeout=5)
 
 Writes are ``acks=all`` with idempotence on: an acknowledged envelope is on every in-sync replica,
-and the producer's own retries never write it twice.
+and the producer's own retries never write it twice. An envelope over
+:data:`schemas.limits.ENVELOPE_MAX_BYTES` raises :class:`EnvelopeTooLarge` before anything is sent
+(for a batch: before any of it is sent); it could never be stored, so it is no "try again".
 """
 
 from __future__ import annotations
@@ -21,15 +23,29 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from aiokafka.structs import RecordMetadata
 
 from schemas.envelope import WebhookEnvelope
+from schemas.limits import ENVELOPE_MAX_BYTES, RECORD_MAX_BYTES
 from schemas.signing import EnvelopeSigner, KafkaHeaders
 from schemas.topics import INBOUND
 
 TRACEPARENT_HEADER = "traceparent"
 
 
+class EnvelopeTooLarge(ValueError):
+    """A serialized envelope is over :data:`ENVELOPE_MAX_BYTES`: ``webhooks.inbound`` never stores it."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"the envelope would be {size} bytes, over the {ENVELOPE_MAX_BYTES}-byte limit "
+            "of webhooks.inbound (the body is stored base64 inside it)"
+        )
+        self.size = size
+
+
 def encode_envelope(envelope: WebhookEnvelope, signer: EnvelopeSigner) -> tuple[bytes, bytes, KafkaHeaders]:
-    """Key, value and headers of the Kafka record for ``envelope``."""
+    """Key, value and headers of the record for ``envelope``; :class:`EnvelopeTooLarge` if over the limit."""
     value = envelope.model_dump_json().encode()
+    if len(value) > ENVELOPE_MAX_BYTES:
+        raise EnvelopeTooLarge(len(value))
     headers = signer.sign(value)
     if envelope.trace_parent:
         headers.append((TRACEPARENT_HEADER, envelope.trace_parent.encode()))
@@ -58,6 +74,7 @@ class EnvelopeProducer:
             "enable_idempotence": True,
             "linger_ms": linger_ms,
             "request_timeout_ms": request_timeout_ms,
+            "max_request_size": RECORD_MAX_BYTES,  # what every catalogue topic's max.message.bytes allows
         }
         self._producer: AIOKafkaProducer | None = None
 
@@ -130,11 +147,14 @@ class EnvelopeProducer:
     async def send_many_and_wait(
         self, envelopes: list[WebhookEnvelope], timeout: float
     ) -> list[RecordMetadata]:
-        """Send several envelopes (a batched delivery) and wait for all acknowledgements."""
+        """Send several envelopes (a batched delivery) and wait for all acknowledgements.
+
+        Every envelope is encoded (and size-checked) before the first is sent: a batch is refused whole.
+        """
+        records = [encode_envelope(envelope, self.signer) for envelope in envelopes]
         async with asyncio.timeout(timeout):
             pending = []
-            for envelope in envelopes:
-                key, value, headers = encode_envelope(envelope, self.signer)
+            for key, value, headers in records:
                 pending.append(
                     await self._connected().send(self.topic, value=value, key=key, headers=headers)
                 )

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from schemas.limits import RECORD_MAX_BYTES
+
 INBOUND = "webhooks.inbound"
 EVENTS = "webhooks.events"
 DLQ = "webhooks.dlq"
@@ -45,7 +47,11 @@ def topic_catalogue(
     retention_ms: int,
 ) -> list[TopicSpec]:
     """Every Breakwater topic for this configuration, in a stable order."""
-    base = {"min.insync.replicas": str(min_insync_replicas), "retention.ms": str(retention_ms)}
+    base = {
+        "min.insync.replicas": str(min_insync_replicas),
+        "retention.ms": str(retention_ms),
+        "max.message.bytes": str(RECORD_MAX_BYTES),  # every record that embeds one envelope fits
+    }
     # Dead letters and quarantined records wait for an operator: keep them a long time.
     long_lived = {**base, "retention.ms": str(max(retention_ms, 30 * 24 * 3600 * 1000))}
 

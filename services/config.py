@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import tomllib
 from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
@@ -35,10 +36,13 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
+from schemas.limits import ENVELOPE_MAX_BYTES
 from schemas.topics import TopicSpec, topic_catalogue
+from services.errors import BreakwaterError
 from services.operators.config import OperatorSettings
 from services.outbound.config import APISettings
 from services.reliability.config import ServiceSettings
@@ -58,11 +62,19 @@ def bootstrap_from_env() -> str | None:
 
 
 ProviderKind = Literal["stripe", "github", "shopify", "sendgrid", "paypal", "standard"]
+DedupMode = Literal["event_id", "body", "body_and_type"]
+"""What a provider's events are deduplicated on (streams/dedup_store.py ``dedup_identity``)."""
+# GitHub and Shopify sign the body only: their event id (and type) are headers anyone holding a captured
+# body and signature can change, so a re-post under a fresh id must be caught by the body. Shopify sends
+# one body under several topics (an order paid at checkout: orders/create, orders/paid, orders/updated;
+# any subscription with a ``fields`` filter), so a body under a topic it has not carried yet is a new
+# event there. Every other kind signs its event id.
+DEFAULT_DEDUP: dict[str, DedupMode] = {"github": "body", "shopify": "body_and_type"}
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the field."""
+class ConfigError(BreakwaterError):
+    """The configuration cannot be used; the message names the field (or the file and line)."""
 
 
 class _Section(BaseModel):
@@ -83,6 +95,11 @@ class ProviderSettings(_Section):
     secrets: list[Secret] = Field(default_factory=list)
     tolerance_seconds: int = Field(default=300, ge=1)
     admission: RateLimit | None = None
+    dedup: DedupMode | None = None
+    """``event_id``: the provider's event id. ``body``: the signed body, so a body re-posted under a fresh
+    id is a replay. ``body_and_type``: the body per event type, so one body under another type is a new
+    event. Default ``body`` for github, ``body_and_type`` for shopify, ``event_id`` for the kinds whose
+    signature covers the event id. Switching to or from ``event_id`` starts the window afresh."""
     # PayPal only: the webhook id PayPal assigned, and where certificates may come from.
     webhook_id: str | None = None
     cert_hosts: list[str] = Field(default_factory=lambda: ["api.paypal.com", "api.sandbox.paypal.com"])
@@ -138,11 +155,22 @@ class SigningSettings(_Section):
         return self
 
 
+ENVELOPE_HEADROOM_BYTES = 64 * 1024
+"""Room an envelope needs beside its base64 body: ids, times, the content type and the kept signature
+headers (bounded by the HTTP server's header limits, far below this)."""
+
+
+def envelope_bytes_for_body(body_bytes: int) -> int:
+    """The largest envelope a body of ``body_bytes`` can become: base64 (4 bytes per 3) plus headroom."""
+    return 4 * -(-body_bytes // 3) + ENVELOPE_HEADROOM_BYTES
+
+
 class EdgeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    """Larger bodies get 413. Its envelope (base64 body plus headroom) must fit ``ENVELOPE_MAX_BYTES``."""
     produce_timeout_seconds: float = Field(default=5.0, gt=0)
     """How long a request waits for the broker's acknowledgement before it gets 503."""
     max_in_flight: int = Field(default=10_000, ge=1)
@@ -155,6 +183,48 @@ class EdgeSettings(_Section):
     keep_alive_seconds: int = Field(default=75, ge=1)
     """Idle keep-alive connections live this long: longer than a load balancer's or a provider's idle
     timeout, so the server never closes a connection the client is about to reuse."""
+    max_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024, le=16 * 1024 * 1024)
+    """Request line and headers of one request, in bytes, before 431. httptools buffers a head of any
+    size; real providers send a few KiB (PayPal's certificate URL and transmission headers, GitHub's
+    hook headers stay under 4 KiB), proxies add some, and 64 KiB is above nginx's and Node's 8-16 KiB
+    defaults, so nothing legitimate is refused while one connection can hold at most this much."""
+    max_headers: int = Field(default=100, ge=10, le=10_000)
+    """Header fields in one request before 431: providers send 10-30, 100 is Go's and h2's default."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """The request line and headers must arrive within this many seconds (from accept, or from a
+    kept-alive request's first byte), else 408 and close: a client trickling a byte a second would
+    otherwise hold a connection for ever. Providers send their head in one packet."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """The whole body must arrive within this many seconds of the headers, else 408 and close: at
+    the default 1 MiB ``max_body_bytes`` that is 35 KB/s, far below any provider's link."""
+    body_idle_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """A body that stalls this long between chunks is dropped with 408 before the total deadline."""
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    """Open connections per edge process; past this a new connection gets 503 with Retry-After and is
+    closed, so established ones keep their file descriptors and the process never reaches its file
+    limit. 1000 keep-alive connections is many times what one Python process serves at full rate."""
+
+    @model_validator(mode="after")
+    def _body_deadlines(self) -> EdgeSettings:
+        if self.body_idle_timeout_seconds > self.body_timeout_seconds:
+            raise ValueError(
+                f"body_idle_timeout_seconds ({self.body_idle_timeout_seconds}) exceeds "
+                f"body_timeout_seconds ({self.body_timeout_seconds})"
+            )
+        return self
+
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _body_fits_an_envelope(cls, value: int) -> int:
+        envelope = envelope_bytes_for_body(value)
+        if envelope > ENVELOPE_MAX_BYTES:
+            largest = (ENVELOPE_MAX_BYTES - ENVELOPE_HEADROOM_BYTES) // 4 * 3
+            raise ValueError(
+                f"a body of {value} bytes becomes an envelope of up to {envelope} bytes, over the "
+                f"{ENVELOPE_MAX_BYTES}-byte ENVELOPE_MAX_BYTES of webhooks.inbound (schemas/limits.py); "
+                f"at most {largest}"
+            )
+        return value
 
 
 class KafkaDestination(_Section):
@@ -295,6 +365,18 @@ class PipelineSettings(_Section):
         return self
 
 
+def _check_standard_secrets(name: str, secrets: list[SecretStr]) -> None:
+    """Standard Webhooks keys are ``whsec_<base64>``: one that does not decode fails here, at load,
+    not in the edge's first request (the edge decodes with the same function)."""
+    from services.edge.verifiers.standard import decode_secret  # the verifier imports this module
+
+    for index, secret in enumerate(secrets):
+        try:
+            decode_secret(secret.get_secret_value())
+        except ValueError as exc:
+            raise ValueError(f"providers.{name}.secrets[{index}]: {exc}") from None
+
+
 class BreakwaterSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -329,6 +411,8 @@ class BreakwaterSettings(BaseSettings):
                 raise ValueError(f"provider {name!r} needs kind, one of {', '.join(ProviderKind.__args__)}")  # type: ignore[attr-defined]
             if not provider.secrets and kind != "paypal":  # PayPal signs with certificates, not secrets
                 raise ValueError(f"provider {name!r} has no secrets")
+            if kind == "standard":
+                _check_standard_secrets(name, provider.secrets)
             if kind == "paypal" and not provider.webhook_id:
                 raise ValueError(f"provider {name!r} (paypal) needs webhook_id")
         return providers
@@ -355,6 +439,10 @@ class BreakwaterSettings(BaseSettings):
     def provider_kind(self, name: str) -> ProviderKind:
         provider = self.providers[name]
         return provider.kind or name  # type: ignore[return-value]
+
+    def dedup_mode(self, name: str) -> DedupMode:
+        """What provider ``name``'s events are deduplicated on (its setting, else its kind's default)."""
+        return self.providers[name].dedup or DEFAULT_DEDUP.get(self.provider_kind(name), "event_id")
 
     @cached_property
     def provider_names(self) -> tuple[str, ...]:
@@ -402,7 +490,13 @@ def format_validation_error(exc: ValidationError) -> str:
     """One line per bad field: ``edge.port: Input should be less than or equal to 65535``."""
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
-        lines.append(f"{_field_name(error['loc'])}: {error['msg']}")
+        name, message = _field_name(error["loc"]), error["msg"]
+        if error["type"] == "value_error":  # our validators' messages, without pydantic's preamble
+            message = message.removeprefix("Value error, ")
+            if message.startswith(f"{name}."):  # it names a field deeper than pydantic knows
+                lines.append(message)
+                continue
+        lines.append(f"{name}: {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
@@ -425,5 +519,13 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Breakwa
         return BreakwaterSettings(**overrides)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+    except tomllib.TOMLDecodeError as exc:  # the message ends "(at line L, column C)"
+        raise ConfigError(f"invalid configuration:\n  {config_path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"invalid configuration:\n  {config_path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"invalid configuration:\n  {config_path}: {exc.strerror or exc}") from None
+    except SettingsError as exc:  # an environment value that is not the JSON a list or map needs
+        raise ConfigError(f"invalid configuration:\n  {exc}") from None
     finally:
         _CONFIG_FILE.reset(token)

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from services.http_server import BoundedConfig, ServerLimits
 from services.telemetry import prometheus_text
 
 ReadyCheck = Callable[[], Awaitable[tuple[bool, dict[str, object]]]]
@@ -45,8 +46,9 @@ def create_probe_app(name: str, ready: ReadyCheck) -> Starlette:
 @contextlib.asynccontextmanager
 async def serving_probes(name: str, host: str, port: int, ready: ReadyCheck) -> AsyncIterator[uvicorn.Server]:
     """Serve the probes in the current event loop until the block ends."""
-    config = uvicorn.Config(
+    config = BoundedConfig(
         create_probe_app(name, ready),
+        ServerLimits.defaults(),  # Prometheus and kubelets send small heads; a stray client gets dropped
         host=host,
         port=port,
         log_level="warning",

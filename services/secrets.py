@@ -31,9 +31,20 @@ def resolve_secret(reference: str) -> str:
 
 
 def _resolve(value: Any) -> Any:
-    if isinstance(value, str):
-        return resolve_secret(value)
-    return value
+    """Resolve a reference; an empty secret (blank literal, empty variable or file) is refused.
+
+    An HMAC key of nothing would verify whatever anyone signs with nothing.
+    """
+    if not isinstance(value, str):
+        return value
+    resolved = resolve_secret(value)
+    if not resolved.strip():
+        if value.startswith(("env:", "file:")):
+            kind, _, name = value.partition(":")
+            where = "environment variable" if kind == "env" else "file"
+            raise ValueError(f"secret is empty ({where} {name})")
+        raise ValueError("secret is empty")
+    return resolved
 
 
 Secret = Annotated[SecretStr, BeforeValidator(_resolve)]

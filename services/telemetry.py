@@ -84,6 +84,16 @@ class EdgeMetrics:
 PIPELINE_COUNTERS: dict[str, tuple[str, str | None, str]] = {
     "breakwater.pipeline.new": ("dedup.new", None, "first sightings sent on to dispatch"),
     "breakwater.pipeline.duplicates": ("dedup.duplicate", None, "duplicates dropped by dedup"),
+    "breakwater.pipeline.replayed_bodies": (
+        "dedup.replayed_body",
+        None,
+        "copies of a signed body under another event id (a captured request re-posted), dropped",
+    ),
+    "breakwater.pipeline.forwarded": (
+        "dedup.forwarded",
+        None,
+        "inbound records forwarded to the partition that deduplicates them",
+    ),
     "breakwater.pipeline.expired": ("dedup.expired", None, "dedup entries expired from the window"),
     "breakwater.pipeline.quarantined": ("dedup.quarantined.", "reason", "records quarantined, by reason"),
     "breakwater.pipeline.delivered": ("dispatch.delivered.", "destination", "deliveries that succeeded"),

@@ -6,6 +6,12 @@ a pure-Python murmur2 for the partition); the profile of the pipeline showed it 
 C record builder instead. A record that follows its source partition skips the hash: when the target
 topic has as many partitions as the source, the source partition *is* ``murmur2(key) % n``, because
 every Breakwater topic is keyed the same way from the edge onwards.
+
+aiokafka checks ``max_request_size`` only in ``send``, not here: a record builder always takes its first
+record whatever ``max_batch_size`` says, so one large record becomes a batch of its own and only the
+broker's ``max.message.bytes`` refuses it. That is why outputs over :data:`streams.poison.OUTPUT_MAX_BYTES`
+are replaced before they are sent (:class:`Refusals`), and why the loop awaits every batch's result
+before it commits.
 """
 
 from __future__ import annotations
@@ -19,7 +25,11 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import RecordMetadata
 
-from streams.eos_types import Out
+from streams.eos_types import Origin, Out
+from streams.poison import OUTPUT_MAX_BYTES, bounded, output_bytes, reason_of
+
+REFUSALS_BEFORE_REPLACING = 3
+"""Times the broker may refuse one output, sent alone, before it is replaced by its bounded record."""
 
 
 @dataclass(slots=True)
@@ -27,14 +37,66 @@ class _Pending:
     tp: TopicPartition
     count: int
     future: asyncio.Future[RecordMetadata]
+    outs: list[Out]
+
+
+class Refusals:
+    """What the broker refused, by input record: suspects are sent alone, repeat offenders replaced.
+
+    A refused batch aborts its transaction and is re-read. The broker refuses a whole record batch, so
+    at first every output in it is only a suspect and is sent in a batch of its own on the next attempt;
+    an output refused alone ``limit`` times (the same record, the same answer: a topic created with a
+    smaller ``max.message.bytes``, a record the broker will never take) is replaced by its bounded
+    record, so the loop goes on instead of aborting for ever. Without a quarantine topic nothing is
+    replaced: the loop keeps retrying and says so.
+    """
+
+    def __init__(self, quarantine_topic: str | None, limit: int = REFUSALS_BEFORE_REPLACING) -> None:
+        self.quarantine_topic = quarantine_topic
+        self.limit = limit
+        self.strikes: dict[Origin, tuple[int, str]] = {}
+        self.replaced = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.strikes)
+
+    def refused(self, item: _Pending, exc: BaseException) -> None:
+        for out in item.outs:
+            if out.origin is None:
+                continue
+            count, _ = self.strikes.get(out.origin, (0, ""))
+            # a batch of many proves nothing about each one: it makes them suspects (count 0)
+            self.strikes[out.origin] = (count + 1 if len(item.outs) == 1 else count, reason_of(exc))
+
+    def prepare(self, out: Out) -> tuple[Out, bool]:
+        """``out`` or its bounded replacement, and whether it must travel in a batch of its own."""
+        if self.quarantine_topic is None:
+            return out, True
+        if output_bytes(out) > OUTPUT_MAX_BYTES:
+            self.replaced += 1
+            detail = f"{output_bytes(out)} bytes for {out.topic}: over the record limit {OUTPUT_MAX_BYTES}"
+            return bounded(out, self.quarantine_topic, detail), False
+        count, reason = self.strikes.get(out.origin, (0, "")) if out.origin else (0, "")
+        if count >= self.limit:
+            self.replaced += 1
+            return bounded(
+                out, self.quarantine_topic, f"refused {count} times for {out.topic}: {reason}"
+            ), False
+        return out, True
+
+    def forget(self, origins: set[Origin]) -> None:
+        """The records committed: what was remembered about them is settled."""
+        for origin in origins & self.strikes.keys():
+            del self.strikes[origin]
 
 
 class BatchSender:
     """Partitions and batches outputs for one producer; partition counts are cached per topic."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, refusals: Refusals | None = None) -> None:
         self._producer = producer
         self._counts: dict[str, int] = {}
+        self.refusals = refusals or Refusals(None)
 
     def forget_partition_counts(self) -> None:
         """Called on rebalance: topics may have grown."""
@@ -57,31 +119,48 @@ class BatchSender:
         return int(murmur2(out.key) & 0x7FFFFFFF) % count  # the Java client's default partitioner
 
     async def send(self, outputs: list[Out]) -> list[_Pending]:
-        """Queue every output in the open transaction; the futures settle when it commits."""
+        """Queue every output in the open transaction; await each ``_Pending.future`` before commit."""
+        refusals = self.refusals
+        alone: set[int] = set()  # ids of outputs sent in a batch of their own
+        prepared = []
+        strikes, limit = refusals.strikes, OUTPUT_MAX_BYTES
+        for out in outputs:
+            if (strikes and out.origin in strikes) or len(out.value or b"") + len(out.key or b"") > limit:
+                out, single = refusals.prepare(out)
+                if single:
+                    alone.add(id(out))
+            prepared.append(out)
+        outputs = prepared
         await self._learn(outputs)
         producer = self._producer
         partition = self.partition
-        open_batches: dict[tuple[str, int], tuple[Any, int]] = {}
+        open_batches: dict[tuple[str, int], tuple[Any, list[Out]]] = {}
         pending: list[_Pending] = []
         for out in outputs:
+            if alone and id(out) in alone:
+                builder = producer.create_batch()
+                builder.append(timestamp=None, key=out.key, value=out.value, headers=list(out.headers))
+                pending.append(await self._submit(builder, (out.topic, partition(out)), [out]))
+                continue
             where = (out.topic, partition(out))
-            builder, count = open_batches.get(where) or (producer.create_batch(), 0)
+            builder, outs = open_batches.get(where) or (producer.create_batch(), [])
             if (
                 builder.append(timestamp=None, key=out.key, value=out.value, headers=list(out.headers))
                 is None
             ):
-                pending.append(await self._submit(builder, where, count))
-                builder, count = producer.create_batch(), 0
+                pending.append(await self._submit(builder, where, outs))
+                builder, outs = producer.create_batch(), []
                 builder.append(timestamp=None, key=out.key, value=out.value, headers=list(out.headers))
-            open_batches[where] = (builder, count + 1)
-        for where, (builder, count) in open_batches.items():
-            pending.append(await self._submit(builder, where, count))
+            outs.append(out)
+            open_batches[where] = (builder, outs)
+        for where, (builder, outs) in open_batches.items():
+            pending.append(await self._submit(builder, where, outs))
         return pending
 
-    async def _submit(self, builder: Any, where: tuple[str, int], count: int) -> _Pending:
+    async def _submit(self, builder: Any, where: tuple[str, int], outs: list[Out]) -> _Pending:
         topic, partition = where
         future = await self._producer.send_batch(builder, topic, partition=partition)
-        return _Pending(TopicPartition(topic, partition), count, future)
+        return _Pending(TopicPartition(topic, partition), len(outs), future, outs)
 
 
 def last_offsets(pending: list[_Pending]) -> dict[TopicPartition, int]:

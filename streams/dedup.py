@@ -2,31 +2,71 @@
 
 Every record is checked in this order, and the first failure decides (poison never raises):
 signature (``bad_signature``), JSON (``undecodable``), envelope schema (``invalid_envelope``), record key
-equals ``provider:event_id`` (``key_mismatch``), provider configured (``unknown_provider``). A valid
-envelope is new if its key was not seen within the window (by record timestamp) and goes on unchanged;
-a duplicate is counted and dropped.
+equals ``provider:event_id`` (``key_mismatch``), provider configured (``unknown_provider``), a forwarded
+record on the partition that owns it (``misrouted``, below). A valid
+envelope is new if its dedup identity was not seen within the window (by record timestamp) and goes on
+unchanged; a duplicate is counted and dropped.
+
+Dedup state is per inbound partition, so each identity is deduplicated on the one partition it maps to
+(murmur2, the Java client's and the edge's partitioner). A record elsewhere (an upstream gateway's
+librdkafka producer hashes keys with CRC32; a body-digest identity rarely hashes like its record key) is
+forwarded there unchanged, with an explicit partition, in the batch's own transaction (``dedup.forwarded``)
+and deduplicated by that partition's owner. A forwarded record that arrives on a partition that does not
+own it (workers disagreeing on the partition count or a provider's ``dedup`` setting) is quarantined as
+``misrouted`` rather than forwarded again. For a body-digest identity a copy under another event id
+is a replay of a captured body (``dedup.replayed_body``), one under the same id a resend
+(``dedup.duplicate``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Set
 from pathlib import Path
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from schemas.deadletter import QuarantineRecord
 from schemas.envelope import WebhookEnvelope
 from schemas.producer import TRACEPARENT_HEADER
 from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
-from streams.dedup_store import DEFAULT_MEMORY_BYTES, PartitionStore, StoreMemory
+from services.config import DedupMode
+from services.errors import BreakwaterError
+from streams.dedup_store import (
+    DEFAULT_MEMORY_BYTES,
+    Origin,
+    PartitionStore,
+    StoreMemory,
+    dedup_identity,
+    owner_partition,
+)
 from streams.eos_types import Batch, Out, Outcome, Record
 from streams.metrics import Metrics
+from streams.poison import is_infrastructure, origin_of, quarantine, reason_of
 from streams.topics import PipelineTopics
 
 EXPIRY_BATCH = 10_000
+UNOPENED_RETRY_SECONDS = 1.0
+log = logging.getLogger(__name__)
+FORWARDED_FROM_HEADER = "bw-dedup-forwarded-from"
+"""Added to a record forwarded to the partition that owns its identity: the partition it came from."""
+
+
+async def partition_count(bootstrap: str, topic: str) -> int:
+    """How many partitions ``topic`` has (dedup identities map onto them), from the cluster's metadata."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()  # aiokafka keeps no public reader of it
+    finally:
+        await consumer.stop()
+    partitions = cluster.partitions_for_topic(topic)
+    if not partitions:
+        raise BreakwaterError(f"topic {topic} has no partitions in the cluster's metadata")
+    return len(partitions)
 
 
 def _forwarded(record: Record) -> tuple[tuple[str, bytes], ...]:
@@ -41,6 +81,13 @@ class Quarantined(Exception):
         self.detail = detail
 
 
+class Checked(NamedTuple):
+    envelope: WebhookEnvelope
+    identity: bytes
+    owner: int
+    """The inbound partition that deduplicates ``identity``."""
+
+
 class DedupHandler:
     """Handler for :class:`streams.eos.TransactionalLoop` over the inbound topic."""
 
@@ -50,18 +97,28 @@ class DedupHandler:
         bootstrap: str,
         topics: PipelineTopics,
         signer: EnvelopeSigner,
-        providers: frozenset[str],
+        providers: Mapping[str, DedupMode] | Set[str],
         window_seconds: int,
         expiry_interval_seconds: float,
         state_dir: Path,
         metrics: Metrics,
         memory_bytes: int = DEFAULT_MEMORY_BYTES,
         clock: Callable[[], float] = time.time,
+        inbound_partitions: int | None = None,
     ) -> None:
+        """``providers``: each configured provider's dedup mode (a bare set: ``event_id`` for all).
+
+        ``inbound_partitions`` fixes the inbound partition count; by default it is read from the
+        cluster before the first batch after each assignment.
+        """
         self._bootstrap = bootstrap
         self._topics = topics
         self._signer = signer
-        self._providers = providers
+        self._modes: Mapping[str, DedupMode] = (
+            providers if isinstance(providers, Mapping) else dict.fromkeys(providers, "event_id")
+        )
+        self._fixed_partitions = inbound_partitions
+        self._partitions = inbound_partitions or 0
         self._window_ms = window_seconds * 1000
         self._expiry_interval = expiry_interval_seconds
         self._state_dir = state_dir
@@ -92,6 +149,7 @@ class DedupHandler:
         return PartitionStore(self._state_dir / f"dedup-{partition}", self.memory)
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        self._partitions = self._fixed_partitions or 0  # read again: the rebalance may be a new count
         gone = {tp.partition for tp in partitions} if partitions else set(self.stores)
         for partition in gone:
             store = self.stores.pop(partition, None)
@@ -99,11 +157,33 @@ class DedupHandler:
                 store.close()
 
     async def handle(self, batch: Batch) -> Outcome:
+        """Outputs of a batch; a record whose handling raises is quarantined as ``unprocessable``.
+
+        A partition whose store is not open (its restore failed) is given back unprocessed: the loop
+        keeps such partitions paused until a restore succeeds, this is the last line of defence.
+        """
+        if not self._partitions:
+            self._partitions = await partition_count(self._bootstrap, self._topics.inbound)
         outcome = Outcome()
         for tp, records in batch.items():
-            store = self.stores[tp.partition]
+            store = self.stores.get(tp.partition)
+            if store is None:
+                log.warning("dedup state of %s is not restored; its records wait", tp)
+                outcome.stop_at[tp] = records[0].offset
+                outcome.resume_at[tp] = asyncio.get_running_loop().time() + UNOPENED_RETRY_SECONDS
+                continue
             for record in records:
-                outcome.records.extend(self.one(store, record))
+                try:
+                    outs = self.one(store, record)
+                except Exception as exc:
+                    if is_infrastructure(exc):
+                        raise
+                    self._metrics["dedup.quarantined.unprocessable"] += 1
+                    outs = [quarantine(self._topics.quarantine, record, "unprocessable", reason_of(exc))]
+                origin = origin_of(record)
+                for out in outs:
+                    out.origin = origin
+                outcome.records.extend(outs)
             store.flush()
         return outcome
 
@@ -111,22 +191,34 @@ class DedupHandler:
         """The outputs of one inbound record (none for a duplicate)."""
         source = TopicPartition(record.topic, record.partition)
         try:
-            envelope = self._check(record)
+            envelope, identity, owner = self._check(record)
         except Quarantined as bad:
             self._metrics[f"dedup.quarantined.{bad.reason}"] += 1
             return [self._quarantine(record, bad, source)]
+        if owner != record.partition:
+            self._metrics["dedup.forwarded"] += 1
+            return [self._forward(record, owner)]
         key = record.key or b""
-        entry = store.first_sighting(key, record.timestamp, record.offset, self._window_ms)
-        if entry is None:
-            self._metrics["dedup.duplicate"] += 1
+        mode = self._modes[envelope.provider]
+        origin = None if mode == "event_id" else Origin(key, envelope.event_type, record.offset)
+        sighting = store.sight(
+            identity, record.timestamp, record.offset, self._window_ms, origin, mode == "body_and_type"
+        )
+        if sighting.entry is None:
+            self._metrics[f"dedup.{sighting.verdict}"] += 1
             return []
         self._metrics["dedup.new"] += 1
         return [
             Out(self._topics.ready(envelope.provider), key, record.value, _forwarded(record), follow=source),
-            Out(self._topics.dedup_changelog, key, entry.encode(), partition=record.partition),
+            Out(self._topics.dedup_changelog, identity, sighting.encoded, partition=record.partition),
         ]
 
-    def _check(self, record: Record) -> WebhookEnvelope:
+    def _forward(self, record: Record, owner: int) -> Out:
+        """The record as it came (key, value, headers), onto the inbound partition that owns it."""
+        headers = (*record.headers, (FORWARDED_FROM_HEADER, b"%d" % record.partition))
+        return Out(self._topics.inbound, record.key, record.value, headers, partition=owner)
+
+    def _check(self, record: Record) -> Checked:
         value = record.value or b""
         try:
             self._signer.verify(value, record.headers)
@@ -138,25 +230,25 @@ class DedupHandler:
             first = exc.errors(include_url=False, include_input=False)[0]
             reason = "undecodable" if first["type"] == "json_invalid" else "invalid_envelope"
             raise Quarantined(reason, str(exc).splitlines()[0] + ": " + first["msg"]) from exc
-        if record.key != envelope.key.encode():
+        key = envelope.key.encode()
+        if record.key != key:
             raise Quarantined("key_mismatch", f"record key {record.key!r} is not {envelope.key!r}")
-        if envelope.provider not in self._providers:
+        mode = self._modes.get(envelope.provider)
+        if mode is None:
             raise Quarantined("unknown_provider", f"provider {envelope.provider!r} is not configured")
-        return envelope
+        identity = dedup_identity(mode, key, envelope.provider, envelope.body)
+        owner = owner_partition(identity, self._partitions)
+        if owner != record.partition and any(name == FORWARDED_FROM_HEADER for name, _ in record.headers):
+            raise Quarantined(
+                "misrouted",
+                f"forwarded to partition {record.partition}, but partition {owner} of "
+                f"{self._partitions} owns its dedup identity here: do the workers' settings differ?",
+            )
+        return Checked(envelope, identity, owner)
 
     def _quarantine(self, record: Record, bad: Quarantined, source: TopicPartition) -> Out:
-        quarantined = QuarantineRecord(
-            reason=bad.reason,
-            detail=bad.detail,
-            quarantined_at=datetime.now(UTC),
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            key=record.key,
-            value=record.value,
-            headers={name: raw.decode("utf-8", "replace") for name, raw in record.headers},
-        )
-        return Out(self._topics.quarantine, record.key, quarantined.model_dump_json().encode(), follow=source)
+        """Raw bytes and reason; headers decoded leniently (a null or non-UTF-8 value never raises)."""
+        return quarantine(self._topics.quarantine, record, bad.reason, bad.detail)
 
     def maintain(self) -> list[Out]:
         """Every ``expiry_interval``: tombstones for keys first seen before the window, memtables flushed."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
@@ -26,12 +27,20 @@ from services.errors import BreakwaterError
 from streams.destinations import Deliverer, PermanentDelivery
 from streams.eos_types import Batch, Out, Outcome, Record, StatelessHandler
 from streams.metrics import Metrics
+from streams.poison import (
+    DESTINATION_HEADER,
+    header_text,
+    is_infrastructure,
+    quarantine,
+    reason_of,
+    unprocessable,
+)
 from streams.policy import RetryPolicy, failures_at
 from streams.routing import Router
 from streams.shaping import Blocked, Lane, bucket
 from streams.topics import PipelineTopics
 
-DESTINATION_HEADER = "bw-destination"
+__all__ = ["DESTINATION_HEADER", "DispatchHandler"]
 log = logging.getLogger(__name__)
 
 
@@ -76,13 +85,23 @@ class DispatchHandler(StatelessHandler):
         work = []
         for tp, records in batch.items():
             for record in records:
-                envelope, names, outs = self._targets(record, tp)
-                if envelope is None or self._fast(names):
-                    outs += [self._to_kafka(envelope, name, tp) for name in names] if envelope else []
-                    done.append((tp, record.offset, outs))
-                else:
-                    slow.append((tp, record.offset))
-                    work.append(self._dispatch(envelope, names, tp, deadline, outs))
+                envelope = self._envelope(record)
+                if isinstance(envelope, Out):  # not an envelope: quarantined with its raw bytes
+                    done.append((tp, record.offset, [envelope]))
+                    continue
+                try:
+                    names, outs = self._targets(envelope, record, tp)
+                    if self._fast(names):
+                        outs += [self._to_kafka(envelope, name, tp) for name in names]
+                        done.append((tp, record.offset, outs))
+                        continue
+                except Exception as exc:
+                    done.append((tp, record.offset, [self._poison(record, envelope, exc)]))
+                    continue
+                slow.append((tp, record.offset))
+                work.append(
+                    self._guarded(record, envelope, self._dispatch(envelope, names, tp, deadline, outs))
+                )
         deferred: dict[TopicPartition, int] = {}
         for (tp, offset), outs_or_none in zip(slow, await asyncio.gather(*work), strict=True):
             if outs_or_none is None:
@@ -92,25 +111,62 @@ class DispatchHandler(StatelessHandler):
         outcome = Outcome(stop_at=deferred)
         for tp, offset, outs in sorted(done, key=lambda item: (item[0], item[1])):
             if tp not in deferred or offset < deferred[tp]:
+                origin = (tp.topic, tp.partition, offset)
+                for out in outs:
+                    out.origin = origin
                 outcome.records.extend(outs)
         self._metrics["dispatch.deferred"] += sum(
             1 for tp, records in batch.items() if tp in deferred for r in records if r.offset >= deferred[tp]
         )
         return outcome
 
-    def _targets(
-        self, record: Record, tp: TopicPartition
-    ) -> tuple[WebhookEnvelope | None, tuple[str, ...], list[Out]]:
-        """The envelope, its known destinations, and dead letters for destinations no longer configured."""
+    def _envelope(self, record: Record) -> WebhookEnvelope | Out:
+        """The record's envelope, or its quarantine record when it is not one (never dropped)."""
         try:
-            envelope = WebhookEnvelope.model_validate_json(record.value or b"")
-        except ValidationError as exc:  # only a trusted stage writes here; keep it visible, not fatal
-            self._metrics["dispatch.invalid"] += 1
+            return WebhookEnvelope.model_validate_json(record.value or b"")
+        except ValidationError as exc:  # only a trusted stage writes here: count it, keep it
+            first = exc.errors(include_url=False, include_input=False)[0]
+            reason = "undecodable" if first["type"] == "json_invalid" else "invalid_envelope"
+            self._metrics[f"dispatch.quarantined.{reason}"] += 1
             log.error(
-                "unreadable record on %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
+                "unreadable record on %s[%d]@%d quarantined: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                first["msg"],
             )
-            return None, (), []
-        only = next((raw.decode() for name, raw in record.headers if name == DESTINATION_HEADER), None)
+            return quarantine(self._topics.quarantine, record, reason, reason_of(exc))
+
+    def _poison(self, record: Record, envelope: WebhookEnvelope, exc: Exception) -> Out:
+        """Handling ``record`` raised: dead-letter it as ``unprocessable`` (infrastructure re-raises)."""
+        if is_infrastructure(exc):
+            raise exc
+        self._metrics["dispatch.unprocessable"] += 1
+        log.error(
+            "record %s[%d]@%d dead-lettered, unprocessable: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason_of(exc),
+        )
+        return unprocessable((self._topics.dlq, self._topics.quarantine), record, envelope, "dispatch", exc)
+
+    async def _guarded(
+        self, record: Record, envelope: WebhookEnvelope, work: Awaitable[list[Out] | None]
+    ) -> list[Out] | None:
+        try:
+            return await work
+        except Exception as exc:
+            return [self._poison(record, envelope, exc)]
+
+    def _targets(
+        self, envelope: WebhookEnvelope, record: Record, tp: TopicPartition
+    ) -> tuple[tuple[str, ...], list[Out]]:
+        """The envelope's known destinations, and dead letters for destinations no longer configured.
+
+        A ``bw-destination`` header without value or not UTF-8 raises :class:`BadHeader`.
+        """
+        only = header_text(record, DESTINATION_HEADER)
         names = (only,) if only is not None else self._router.route(envelope.provider, envelope.event_type)
         if not names:
             self._metrics["dispatch.unrouted"] += 1
@@ -121,7 +177,7 @@ class DispatchHandler(StatelessHandler):
             for name in names
             if name not in self._destinations  # a retry for a destination removed from the configuration
         ]
-        return envelope, tuple(name for name in names if name in self._destinations), dead
+        return tuple(name for name in names if name in self._destinations), dead
 
     def _fast(self, names: tuple[str, ...]) -> bool:
         return self._provider_bucket is None and all(

@@ -36,17 +36,32 @@ zombie (a worker the group dropped while it held a batch) is fenced by the group
 :mod:`streams.group_fencing` commits the offsets with the generation the batch was fetched under and
 reads committed offsets only once stable (KIP-447, which aiokafka lacks). A fenced transaction is
 aborted and its batch, and the one processed behind it, are re-read; the worker carries on.
+
+Every output is confirmed before the commit: aiokafka fails a refused batch's future but commits the
+transaction anyway, so the loop awaits each batch's result and aborts if one failed (the batch is
+re-read; :class:`streams.batching.Refusals` makes sure a record the broker will never take is
+replaced by a bounded record instead of aborting for ever). A transaction that fails for another
+Kafka reason (the broker gone) is aborted the same way and retried with backoff, on a new producer
+(same transactional id: it fences the old one and starts from clean sequence numbers).
+
+A partition is processed only once its handler opened it: a restore that fails inside the rebalance
+listener (aiokafka would log and swallow the error) leaves the partitions paused, and the loop retries
+the restore with backoff until it succeeds or the partitions go elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
 
-from streams.batching import BatchSender, last_offsets
+from schemas.limits import RECORD_MAX_BYTES
+from services.errors import BreakwaterError
+from streams.batching import BatchSender, Refusals, _Pending, last_offsets
 from streams.eos_types import Batch, Handler, Out, Outcome
 from streams.group_fencing import (
     GroupFenced,
@@ -61,6 +76,42 @@ __all__ = ["Batch", "Handler", "LoopConfig", "Out", "Outcome", "TransactionalLoo
 log = logging.getLogger(__name__)
 PRODUCER_RETRY_BACKOFF_MS = 10
 PRODUCER_MAX_BATCH_BYTES = 1_000_000  # below the broker's default message.max.bytes (1 MiB)
+RETRY_BACKOFF_SECONDS = (0.2, 10.0)
+"""First and longest wait before retrying a failed transaction or restore (doubling in between)."""
+WAITING_FOR_ASSIGNMENT = "waiting for its first assignment"
+
+
+class OutputsRefused(BreakwaterError):
+    """The broker refused some outputs of a transaction; it was aborted and its batch will be re-read."""
+
+    def __init__(self, failures: list[tuple[_Pending, BaseException]]) -> None:
+        first = failures[0][1]
+        super().__init__(f"{len(failures)} record batch(es) refused, first: {type(first).__name__}: {first}")
+        self.failures = failures
+
+
+class Backoff:
+    """Doubling waits between attempts, reset by a success."""
+
+    def __init__(
+        self, first: float = RETRY_BACKOFF_SECONDS[0], longest: float = RETRY_BACKOFF_SECONDS[1]
+    ) -> None:
+        self.first, self.longest = first, longest
+        self.failures = 0
+        self.until = 0.0
+
+    def failed(self) -> float:
+        wait = min(self.longest, self.first * 2.0**self.failures)
+        self.failures += 1
+        self.until = time.monotonic() + wait
+        return wait
+
+    def succeeded(self) -> None:
+        self.failures, self.until = 0, 0.0
+
+    @property
+    def due(self) -> bool:
+        return time.monotonic() >= self.until
 
 
 @dataclass(frozen=True)
@@ -78,6 +129,8 @@ class LoopConfig:
     """Records prefetched per partition: memory a paused partition holds while it waits."""
     client_id: str = "breakwater-worker"
     fetch_timeout_ms: int = 200
+    quarantine_topic: str | None = None
+    """Where outputs that can never be stored go as bounded records (none: retried for ever)."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's listener is untyped
@@ -88,14 +141,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's
         async with self._loop.lock:  # the batch in flight commits first
             await self._loop.settle()
             self._loop.generation += 1
+            self._loop.unopened -= set(revoked)
             await self._loop.handler.on_revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self._loop.lock:
             self._loop.generation += 1
             self._loop._sender.forget_partition_counts()
-            await self._loop.wait_until_stable(assigned)
-            await self._loop.handler.on_assigned(set(assigned))
+            await self._loop.open_partitions(set(assigned))
 
 
 class TransactionalLoop:
@@ -110,6 +163,16 @@ class TransactionalLoop:
         self.records = 0
         self.committed = 0
         self.fenced = 0
+        self.refused = 0
+        self.failed = 0
+        """Transactions aborted because the broker refused outputs, or for another Kafka failure."""
+        self.unopened: set[TopicPartition] = set()
+        """Assigned partitions whose handler could not open them yet (paused until it does)."""
+        self.kafka_error: str | None = None
+        """The last Kafka failure, until a transaction or restore succeeds again."""
+        self._restore_backoff = Backoff()
+        self._commit_backoff = Backoff()
+        self._producer_broken = False
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=config.bootstrap,
             group_id=config.group_id,
@@ -124,7 +187,16 @@ class TransactionalLoop:
             max_partition_fetch_bytes=config.max_partition_fetch_bytes,
             heartbeat_interval_ms=max(100, config.session_timeout_ms // 4),
         )
-        self._producer = AIOKafkaProducer(
+        self._refusals = Refusals(config.quarantine_topic)
+        self._producer = self._new_producer()
+        self._sender = BatchSender(self._producer, self._refusals)
+        self._generation_slot = fence_offsets_by_generation(self._producer)
+        self._inflight: asyncio.Task[None] | None = None
+        self._inflight_starts: dict[TopicPartition, int] = {}
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        config = self.config
+        return AIOKafkaProducer(
             bootstrap_servers=config.bootstrap,
             client_id=f"{config.client_id}-{config.name}",
             transactional_id=config.transactional_id,
@@ -138,11 +210,39 @@ class TransactionalLoop:
             # aiokafka's default 100 ms backoff then dominates each transaction (Java uses 20 ms, KAFKA-5477)
             retry_backoff_ms=PRODUCER_RETRY_BACKOFF_MS,
             transaction_timeout_ms=config.transaction_timeout_ms,
+            # aiokafka checks this only in send(), not for send_batch (streams.batching): set for clarity
+            max_request_size=RECORD_MAX_BYTES,
         )
-        self._sender = BatchSender(self._producer)
-        self._generation_slot = fence_offsets_by_generation(self._producer)
-        self._inflight: asyncio.Task[None] | None = None
-        self._inflight_starts: dict[TopicPartition, int] = {}
+
+    async def _renew_producer(self) -> None:
+        """Replace the producer after a failed transaction: same transactional id, clean state.
+
+        A refused batch leaves aiokafka's sequence numbers ahead of what the broker stored; a new
+        producer (InitProducerId) fences the old one, aborts whatever it left open and starts over.
+        """
+        old = self._producer
+        try:
+            await asyncio.wait_for(old.stop(), 10)
+        except Exception as exc:  # it is being replaced: its state does not matter any more
+            log.debug("%s: stopping the failed producer: %r", self.config.name, exc)
+        producer = self._new_producer()
+        await producer.start()
+        self._producer = producer
+        self._sender = BatchSender(producer, self._refusals)
+        self._generation_slot = fence_offsets_by_generation(producer)
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether this loop is working, and if not, why (for ``/readyz``)."""
+        coordinator = self._consumer._coordinator
+        if self.generation == 0:
+            return False, WAITING_FOR_ASSIGNMENT
+        if coordinator is None or coordinator.coordinator_id is None:
+            return False, "no group coordinator: Kafka unreachable"
+        if self.unopened:
+            return False, f"{len(self.unopened)} partition(s) not restored"
+        if self.kafka_error is not None:
+            return False, self.kafka_error
+        return True, "ok"
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._producer.start()
@@ -161,10 +261,11 @@ class TransactionalLoop:
             await self._producer.stop()
 
     async def settle(self) -> bool:
-        """Wait for the transaction in flight; ``False`` if the group fenced it (other failures raise).
+        """Wait for the transaction in flight; ``False`` if it was aborted (fenced, refused, Kafka failed).
 
-        A fenced batch was aborted: its partitions are sought back to where it started, so it is re-read
-        if they are still ours (and by their new owner, from the same committed offset, if not).
+        An aborted batch's partitions are sought back to where it started, so it is re-read if they
+        are still ours (and by their new owner, from the same committed offset, if not). Only a
+        producer fenced by its own transactional id (another process in this worker slot) raises.
         """
         task, self._inflight = self._inflight, None
         if task is None:
@@ -177,7 +278,72 @@ class TransactionalLoop:
             self._seek_back(self._inflight_starts)
             rejoin_after(self._consumer, fenced)
             return False
+        except ProducerFenced:
+            raise  # another worker took this slot's transactional id: this one must stop
+        except (OutputsRefused, KafkaError) as exc:
+            await self._after_failed(exc)
+            return False
+        self.kafka_error = None
+        self._commit_backoff.succeeded()
         return True
+
+    async def _after_failed(self, exc: BaseException) -> None:
+        """A transaction was aborted: remember what was refused, re-read its batch, back off, renew."""
+        if isinstance(exc, OutputsRefused):
+            self.refused += 1
+            for item, error in exc.failures:
+                self._refusals.refused(item, error)
+        else:
+            self.failed += 1
+        self.kafka_error = f"transaction failed: {type(exc).__name__}: {exc}"
+        wait = self._commit_backoff.failed()
+        log.warning(
+            "%s: transaction aborted (%s: %s); its batch will be re-read in %.1fs",
+            self.config.name,
+            type(exc).__name__,
+            exc,
+            wait,
+        )
+        self._seek_back(self._inflight_starts)
+        try:
+            await self._renew_producer()
+        except KafkaError as renew:  # Kafka is away: the next attempt renews again
+            log.warning("%s: cannot start a new producer yet: %s", self.config.name, renew)
+            self._producer_broken = True
+
+    async def open_partitions(self, partitions: set[TopicPartition]) -> None:
+        """Let the handler open (restore) ``partitions``; on failure pause them and retry later.
+
+        Called with the lock held, from the rebalance listener and from :meth:`_step`. Never raises a
+        Kafka or restore failure: aiokafka would swallow it and fetch from partitions never opened.
+        """
+        partitions &= self._consumer.assignment()
+        if not partitions:
+            self.unopened.clear()
+            return
+        try:
+            await self.wait_until_stable(partitions)
+            await self.handler.on_assigned(partitions)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            self.unopened = set(partitions)
+            self._consumer.pause(*partitions)
+            wait = self._restore_backoff.failed()
+            self.kafka_error = f"opening partitions failed: {type(exc).__name__}: {exc}"
+            log.warning(
+                "%s: opening %d partition(s) failed (%s: %s); retrying in %.1fs",
+                self.config.name,
+                len(partitions),
+                type(exc).__name__,
+                exc,
+                wait,
+            )
+            return
+        if self.unopened:
+            self._consumer.resume(*self.unopened & partitions)
+            log.info("%s: %d partition(s) opened after a failure", self.config.name, len(self.unopened))
+        self.unopened.clear()
+        self._restore_backoff.succeeded()
+        self.kafka_error = None
 
     async def wait_until_stable(self, partitions: set[TopicPartition]) -> None:
         """Wait until no open transaction holds offsets for ``partitions`` (a previous owner's last one).
@@ -187,6 +353,19 @@ class TransactionalLoop:
         """
         if partitions:
             await self._consumer._coordinator.fetch_committed_offsets(partitions)
+
+    async def _wait_for_kafka(self) -> None:
+        """Between failed transactions: wait out the backoff, then get a working producer."""
+        await asyncio.sleep(max(0.0, min(0.5, self._commit_backoff.until - time.monotonic())))
+        if self._producer_broken and self._commit_backoff.due:
+            async with self.lock:
+                try:
+                    await self._renew_producer()
+                except KafkaError as exc:
+                    self._commit_backoff.failed()
+                    log.warning("%s: cannot start a new producer yet: %s", self.config.name, exc)
+                    return
+                self._producer_broken = False
 
     def _seek_back(
         self, starts: dict[TopicPartition, int], keep: frozenset[TopicPartition] = frozenset()
@@ -202,6 +381,13 @@ class TransactionalLoop:
         Processing overlaps the previous commit's round trips; the new transaction only begins once
         the previous one committed, so transactions stay strictly one after another.
         """
+        if self.unopened and self._restore_backoff.due:
+            async with self.lock:
+                if self.unopened:
+                    await self.open_partitions(set(self.unopened))
+        if self._producer_broken or not self._commit_backoff.due:
+            await self._wait_for_kafka()
+            return
         generation = self.generation
         batch = await self._consumer.getmany(
             timeout_ms=self.config.fetch_timeout_ms, max_records=self.config.max_records
@@ -213,6 +399,8 @@ class TransactionalLoop:
                 return
             housekeeping = self.handler.maintain()
             if not batch and not housekeeping:
+                if self._inflight is not None and self._inflight.done():
+                    await self.settle()  # an aborted batch is re-read even when nothing new arrives
                 return
             outcome = await self.handler.handle(batch) if batch else Outcome()
             offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
@@ -245,6 +433,15 @@ class TransactionalLoop:
             if offsets:
                 self._generation_slot.current = membership
                 await producer.send_offsets_to_transaction(offsets, self.config.group_id)
+            # aiokafka fails a refused batch's future but would still commit: confirm every one first
+            results = await asyncio.gather(*(item.future for item in pending), return_exceptions=True)
+            failures = [
+                (item, result)
+                for item, result in zip(pending, results, strict=True)
+                if isinstance(result, BaseException)
+            ]
+            if failures:
+                raise OutputsRefused(failures)
             await producer.commit_transaction()
             self.committed += 1
         except BaseException:
@@ -252,6 +449,8 @@ class TransactionalLoop:
             if producer._txn_manager is not None and producer._txn_manager.is_in_transaction():
                 await asyncio.shield(producer.abort_transaction())
             raise
+        if self._refusals:
+            self._refusals.forget({out.origin for item in pending for out in item.outs if out.origin})
         self.handler.on_committed(last_offsets(pending))
 
     def _rewind(self, batch: Batch) -> None:

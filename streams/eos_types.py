@@ -12,11 +12,13 @@ from aiokafka.structs import ConsumerRecord
 Headers: TypeAlias = Sequence[tuple[str, bytes]]
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Batch: TypeAlias = Mapping[TopicPartition, list[Record]]
+Origin: TypeAlias = tuple[str, int, int]
+"""Topic, partition and offset of the input record an output was made from."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Out:
-    """One record to produce inside the batch's transaction."""
+    """One record to produce inside the batch's transaction (not frozen: handlers stamp ``origin``)."""
 
     topic: str
     key: bytes | None
@@ -25,6 +27,8 @@ class Out:
     partition: int | None = None
     follow: TopicPartition | None = None
     """The source partition; used when the target has as many partitions (see streams.batching)."""
+    origin: Origin | None = None
+    """The input record it came from: named in its bounded replacement if it can never be stored."""
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from services.config import BreakwaterSettings
 from services.probes import serving_probes
 from services.telemetry import export_counters, export_gauge, setup_telemetry
 from streams.dedup_store import StoreMemory
-from streams.eos import TransactionalLoop
+from streams.eos import WAITING_FOR_ASSIGNMENT, TransactionalLoop
 from streams.metrics import Metrics
 
 
@@ -35,15 +35,21 @@ def watch_store_memory(settings: BreakwaterSettings, memory: StoreMemory) -> Non
 async def worker_probes(
     settings: BreakwaterSettings, loops: Sequence[TransactionalLoop]
 ) -> AsyncIterator[None]:
-    """``/healthz``, ``/readyz`` (every loop joined its group) and ``/metrics`` when a port is set."""
+    """``/healthz``, ``/readyz`` and ``/metrics`` when a port is set.
+
+    Ready means every loop has its assignment, knows its group coordinator, opened its partitions and
+    has no Kafka failure outstanding: while Kafka is unreachable the worker says so.
+    """
     port = settings.pipeline.probe_port
     if port is None:
         yield
         return
 
     async def ready() -> tuple[bool, dict[str, object]]:
-        waiting = [loop.config.name for loop in loops if loop.generation == 0]
-        return not waiting, {"loops": len(loops), "waiting_for_assignment": waiting}
+        states = {loop.config.name: loop.ready() for loop in loops}
+        waiting = [name for name, (_, why) in states.items() if why == WAITING_FOR_ASSIGNMENT]
+        not_ready = {name: why for name, (ok, why) in states.items() if not ok}
+        return not not_ready, {"loops": len(loops), "waiting_for_assignment": waiting, "not_ready": not_ready}
 
     async with serving_probes("worker", settings.pipeline.probe_host, port, ready):
         yield

@@ -12,12 +12,21 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from aiokafka import TopicPartition
 from pydantic import ValidationError
 
+from schemas.envelope import WebhookEnvelope
 from schemas.retry import RetryRecord
-from streams.dispatch import DESTINATION_HEADER
-from streams.eos_types import Batch, Out, Outcome, StatelessHandler
+from streams.eos_types import Batch, Out, Outcome, Record, StatelessHandler
 from streams.metrics import Metrics
+from streams.poison import (
+    DESTINATION_HEADER,
+    is_infrastructure,
+    origin_of,
+    quarantine,
+    reason_of,
+    unprocessable,
+)
 from streams.topics import PipelineTopics
 
 log = logging.getLogger(__name__)
@@ -38,27 +47,58 @@ class RetryHandler(StatelessHandler):
         for tp, records in batch.items():
             for record in records:
                 try:
-                    retry = RetryRecord.model_validate_json(record.value or b"")
-                except ValidationError as exc:
-                    self._metrics[f"retry.{self.tier}.invalid"] += 1
-                    log.error(
-                        "unreadable retry record %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, exc
-                    )
-                    continue
-                wait = (retry.not_before - now).total_seconds()
-                if wait > 0:
+                    due = self._one(record, now)
+                except Exception as exc:
+                    due = self._poison(record, exc)
+                if not isinstance(due, Out):  # not due for ``due`` seconds: stop here, pause until then
                     outcome.stop_at[tp] = record.offset
-                    outcome.resume_at[tp] = loop_now + wait
+                    outcome.resume_at[tp] = loop_now + due
                     break
-                envelope = retry.envelope
-                self._metrics[f"retry.{self.tier}.forwarded"] += 1
-                outcome.records.append(
-                    Out(
-                        self._topics.ready(envelope.provider),
-                        record.key,
-                        envelope.model_dump_json().encode(),
-                        ((DESTINATION_HEADER, retry.destination.encode()),),
-                        follow=tp,
-                    )
-                )
+                due.origin = origin_of(record)
+                outcome.records.append(due)
         return outcome
+
+    def _one(self, record: Record, now: datetime) -> Out | float:
+        """The record to forward, its quarantine record if unreadable, or the seconds until it is due."""
+        try:
+            retry = RetryRecord.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            self._metrics[f"retry.{self.tier}.quarantined"] += 1
+            log.error(
+                "unreadable retry record %s[%d]@%d quarantined: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc.errors(include_url=False, include_input=False)[0]["msg"],
+            )
+            return quarantine(self._topics.quarantine, record, "invalid_record", reason_of(exc))
+        wait = (retry.not_before - now).total_seconds()
+        if wait > 0:
+            return wait
+        envelope = retry.envelope
+        self._metrics[f"retry.{self.tier}.forwarded"] += 1
+        return Out(
+            self._topics.ready(envelope.provider),
+            record.key,
+            envelope.model_dump_json().encode(),
+            ((DESTINATION_HEADER, retry.destination.encode()),),
+            follow=TopicPartition(record.topic, record.partition),
+        )
+
+    def _poison(self, record: Record, exc: Exception) -> Out:
+        """Forwarding ``record`` raised: dead-letter its envelope as ``unprocessable``."""
+        if is_infrastructure(exc):
+            raise exc
+        self._metrics[f"retry.{self.tier}.unprocessable"] += 1
+        log.error(
+            "retry record %s[%d]@%d dead-lettered, unprocessable: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            reason_of(exc),
+        )
+        try:
+            envelope: WebhookEnvelope | None = RetryRecord.model_validate_json(record.value or b"").envelope
+        except ValidationError:
+            envelope = None
+        return unprocessable((self._topics.dlq, self._topics.quarantine), record, envelope, "retry", exc)

@@ -74,6 +74,7 @@ def build_loops(
             session_timeout_ms=pipeline.session_timeout_ms,
             client_id=f"{settings.kafka.client_id}-{pipeline.worker_id}",
             max_partition_fetch_bytes=fetch_bytes,
+            quarantine_topic=topics.quarantine,
         )
         return TransactionalLoop(config, handler)
 
@@ -81,7 +82,7 @@ def build_loops(
         bootstrap=bootstrap,
         topics=topics,
         signer=signer_for(settings),
-        providers=frozenset(settings.providers),
+        providers={name: settings.dedup_mode(name) for name in settings.providers},
         window_seconds=pipeline.dedup_window_seconds,
         expiry_interval_seconds=pipeline.expiry_interval_seconds,
         state_dir=state_dir(settings),

@@ -38,7 +38,10 @@ T = TypeVar("T")
 
 Provider = Annotated[str | None, typer.Option(help="Only this provider.")]
 EventType = Annotated[str | None, typer.Option("--event-type", help="Only this event type.")]
-ErrorClass = Annotated[str | None, typer.Option("--error", help="Only this final error class (http_500...).")]
+ErrorClass = Annotated[
+    str | None,
+    typer.Option("--error-class", "--error", help="Only this final error class (http_500...)."),
+]
 DestinationOpt = Annotated[str | None, typer.Option(help="Only dead letters for this destination.")]
 Since = Annotated[str | None, typer.Option(help="Dead at or after: ISO 8601 or an age (15m, 2h, 7d).")]
 Until = Annotated[str | None, typer.Option(help="Dead at or before: ISO 8601 or an age.")]
@@ -89,7 +92,7 @@ def dlq_list(
     ctx: typer.Context,
     provider: Provider = None,
     event_type: EventType = None,
-    error: ErrorClass = None,
+    error_class: ErrorClass = None,
     destination: DestinationOpt = None,
     since: Since = None,
     until: Until = None,
@@ -99,7 +102,7 @@ def dlq_list(
 ) -> None:
     """List dead letters, newest first (discarded ones only with --state discarded or all)."""
     criteria = _filter(
-        state, provider=provider, event_type=event_type, error_class=error, destination=destination,
+        state, provider=provider, event_type=event_type, error_class=error_class, destination=destination,
         since=since, until=until, limit=limit,
     )  # fmt: skip
     result = _run(_ops(ctx).listing(criteria))
@@ -171,13 +174,20 @@ def dlq_show(
 def dlq_counts(
     ctx: typer.Context,
     provider: Provider = None,
+    event_type: EventType = None,
+    error_class: ErrorClass = None,
+    destination: DestinationOpt = None,
     since: Since = None,
     until: Until = None,
     state: StateOpt = "active",
     as_json: AsJson = False,
 ) -> None:
     """Dead letters per final error class."""
-    counts = _run(_ops(ctx).counts(_filter(state, provider=provider, since=since, until=until)))
+    criteria = _filter(
+        state, provider=provider, event_type=event_type, error_class=error_class, destination=destination,
+        since=since, until=until,
+    )  # fmt: skip
+    counts = _run(_ops(ctx).counts(criteria))
     if as_json:
         _print_json(counts)
         return
@@ -229,7 +239,7 @@ def dlq_replay(
     ids: Ids = None,
     provider: Provider = None,
     event_type: EventType = None,
-    error: ErrorClass = None,
+    error_class: ErrorClass = None,
     destination: DestinationOpt = None,
     since: Since = None,
     until: Until = None,
@@ -243,7 +253,7 @@ def dlq_replay(
     Records already replayed are skipped; publish and mark commit in one transaction.
     """
     criteria = _filter(
-        "active", ids, provider=provider, event_type=event_type, error_class=error,
+        "active", ids, provider=provider, event_type=event_type, error_class=error_class,
         destination=destination, since=since, until=until, limit=limit,
     )  # fmt: skip
     _act(ctx, "replay", criteria, everything, by=by or getpass.getuser(), dry_run=dry_run)
@@ -255,7 +265,7 @@ def dlq_discard(
     ids: Ids = None,
     provider: Provider = None,
     event_type: EventType = None,
-    error: ErrorClass = None,
+    error_class: ErrorClass = None,
     destination: DestinationOpt = None,
     since: Since = None,
     until: Until = None,
@@ -267,7 +277,7 @@ def dlq_discard(
 ) -> None:
     """Mark dead letters discarded (nothing is published; they leave the default list)."""
     criteria = _filter(
-        "active", ids, provider=provider, event_type=event_type, error_class=error,
+        "active", ids, provider=provider, event_type=event_type, error_class=error_class,
         destination=destination, since=since, until=until, limit=limit,
     )  # fmt: skip
     _act(ctx, "discard", criteria, everything, by=by or getpass.getuser(), notes=notes, dry_run=dry_run)
@@ -279,16 +289,20 @@ def stats(
         str, typer.Option(help="Count dead/quarantined records from: ISO 8601 or an age.")
     ] = "1h",
     until: Until = None,
-    lag_warn: Annotated[int, typer.Option(help="Total lag that starts costing health.")] = 1_000,
-    lag_critical: Annotated[int, typer.Option(help="Total lag that costs half the health.")] = 100_000,
-    dead_warn: Annotated[int, typer.Option(help="Dead letters in the range that start costing health.")] = 10,
-    dead_critical: Annotated[int, typer.Option(help="Dead letters in the range that cost half.")] = 1_000,
+    lag_warn: Annotated[int, typer.Option(min=0, help="Total lag that starts costing health.")] = 1_000,
+    lag_critical: Annotated[int, typer.Option(min=0, help="Total lag that costs half the health.")] = 100_000,
+    dead_warn: Annotated[
+        int, typer.Option(min=0, help="Dead letters in the range that start costing health.")
+    ] = 10,
+    dead_critical: Annotated[
+        int, typer.Option(min=0, help="Dead letters in the range that cost half.")
+    ] = 1_000,
     as_json: AsJson = False,
 ) -> None:
     """Consumer lag per group and partition, dead-lettered and quarantined per provider, a health score."""
     try:
-        start: datetime | None = parse_time(since)
-        end = parse_time(until) if until else None
+        start: datetime | None = parse_time(since, field="since")
+        end = parse_time(until, field="until") if until else None
     except FilterError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
@@ -304,10 +318,11 @@ def stats(
         )
     for row in result["lag"]:  # type: ignore[attr-defined]  # a list of dicts, see PipelineStats.as_dict
         committed = "-" if row["committed"] is None else str(row["committed"])
-        lag.add_row(
-            row["group"], row["topic"], str(row["partition"]), committed, str(row["end"]), str(row["lag"])
-        )
+        shown = str(row["lag"]) if row["exact"] else f"≤{row['lag']}"
+        lag.add_row(row["group"], row["topic"], str(row["partition"]), committed, str(row["end"]), shown)
     console.print(lag)
+    if any(not row["exact"] for row in result["lag"]):  # type: ignore[attr-defined]
+        console.print("≤: too far behind to count record by record; offsets counted, markers included")
     per_provider = Table(title=f"since {result['since']}")
     for column in ("provider", "dead-lettered", "quarantined"):
         per_provider.add_column(column)
@@ -323,11 +338,12 @@ def stats(
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Interface (default: operators.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: operators.port).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: operators.port).")
+    ] = None,
 ) -> None:
     """Run the operator HTTP API; every route but /healthz and /readyz needs the bearer token."""
-    import uvicorn
-
+    from services import http_server
     from services.operators.api import create_operator_app
 
     settings: BreakwaterSettings = ctx.obj.settings
@@ -336,8 +352,9 @@ def serve(
         typer.secho(
             "warning: operators.token is not set: every protected route answers 401", fg="yellow", err=True
         )
-    uvicorn.run(
+    http_server.run(  # the edge's header and read limits: it faces the same networks
         create_operator_app(settings, config),
+        http_server.ServerLimits.defaults(),
         host=host or config.host,
         port=port or config.port,
         access_log=False,

@@ -119,6 +119,8 @@ def topics_ensure(ctx: typer.Context) -> None:
         state = (
             "created" if spec.name in result.created else "grown" if spec.name in result.grown else "present"
         )
+        if spec.name in result.reconfigured:
+            state += ", max.message.bytes raised"
         table.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), state)
     console.print(table)
 

@@ -70,25 +70,26 @@ def configure_logging(settings: BreakwaterSettings) -> None:
 def edge(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: edge.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default: edge.port).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to listen on (default: edge.port).")
+    ] = None,
     processes: Annotated[
         int | None, typer.Option(min=1, help="Processes sharing the port (default: edge.processes).")
     ] = None,
 ) -> None:
     """Run the HTTP edge: verify provider signatures, write envelopes to Kafka, answer 202."""
-    import uvicorn
-
+    from services import http_server
     from services.edge.app import create_app
     from services.runtime import freeze_startup_objects
 
     settings = ctx.obj.settings
     configure_logging(settings)
     count = processes or settings.edge.processes
+    limits = http_server.ServerLimits.from_edge(settings.edge)  # httptools, with header and read limits
     options: dict[str, Any] = {
         "host": host or settings.edge.host,
         "port": port or settings.edge.port,
         "loop": "uvloop",
-        "http": "httptools",
         "access_log": False,
         "timeout_keep_alive": settings.edge.keep_alive_seconds,
         "backlog": 4096,  # a flood opens connections faster than one process accepts them
@@ -98,11 +99,11 @@ def edge(
     if count == 1:
         app = create_app(settings)
         freeze_startup_objects()
-        uvicorn.run(app, **options)
+        http_server.run(app, limits, **options)
         return
     if ctx.obj.config is not None:  # each process loads the same settings itself
         os.environ["BREAKWATER_CONFIG"] = str(ctx.obj.config)
-    uvicorn.run("services.edge.app:app_from_environment", factory=True, workers=count, **options)
+    http_server.run("services.edge.app:app_from_environment", limits, factory=True, workers=count, **options)
 
 
 @app.command()

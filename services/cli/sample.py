@@ -66,12 +66,42 @@ def sample(
     except ValueError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
-    base = url or f"http://{settings.edge.host}:{settings.edge.port}"
+    base = (url or f"http://{settings.edge.host}:{settings.edge.port}").rstrip("/")
+    _check_url(base)
     try:
         response = httpx.post(f"{base}/webhooks/{provider}", content=body, headers=headers, timeout=10)
     except httpx.HTTPError as exc:
         typer.secho(f"error: cannot reach the edge at {base}: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"{response.status_code} {json.dumps(response.json())}")
+    typer.echo(f"{response.status_code} {describe_body(response.content)}")
     if response.status_code != 202:
         raise typer.Exit(1)
+
+
+def describe_body(content: bytes) -> str:
+    """The edge's JSON answer on one line; anything else (a proxy's HTML 503) by its first line."""
+    try:
+        return json.dumps(json.loads(content))
+    except ValueError:
+        pass
+    text = content.decode("utf-8", "replace").strip()
+    if not text:
+        return "(empty body)"
+    first = text.splitlines()[0].strip()
+    return first if len(first) <= 200 else f"{first[:200]}…"
+
+
+def _check_url(base: str) -> None:
+    """--url is validated like a setting: http(s), a host, a port from 1 to 65535."""
+    try:
+        parsed = httpx.URL(base)
+        port = parsed.port
+    except (httpx.InvalidURL, ValueError) as exc:
+        typer.secho(f"error: --url {base!r} is not a URL: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        typer.secho(f"error: --url must be http(s)://host[:port], not {base!r}", fg="red", err=True)
+        raise typer.Exit(2)
+    if port is not None and not 1 <= port <= 65535:
+        typer.secho(f"error: --url port must be 1 to 65535, not {port}", fg="red", err=True)
+        raise typer.Exit(2)

@@ -92,15 +92,20 @@ def create_app(
             await edge.publisher.stop()
             await http.aclose()
 
+    webhook = WebhookEndpoint(edge, telemetry)
     app = Starlette(
         routes=[
-            Route("/webhooks/{provider}", WebhookEndpoint(edge, telemetry), methods=["POST"]),
+            Route("/webhooks/{provider}", webhook, methods=["POST"]),
+            # A URL pasted into a provider's dashboard with a trailing slash is the same endpoint:
+            # providers do not follow a redirect on POST, so Starlette's 307 lost those webhooks.
+            Route("/webhooks/{provider}/", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # any other path: a plain 404, never a redirect to follow
     app.state.edge = edge
     return app
 

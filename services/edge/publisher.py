@@ -5,6 +5,10 @@ stands between a request and that acknowledgement is bounded: the number of enve
 (``max_in_flight``, so memory stays flat in a flood) and the time a request waits
 (``produce_timeout_seconds``). Past either bound the request gets 503 with ``Retry-After``.
 
+What could never be stored gets 413 instead, with the limit in its message, so a provider does not
+retry it for days: an envelope over ``ENVELOPE_MAX_BYTES`` (:mod:`schemas.limits`), and a batched
+delivery (SendGrid) of more events than ``edge.max_in_flight``, which no amount of waiting admits.
+
 The producer connects in the background: the edge starts, and answers ``/healthz``, while Kafka is
 still down, and begins accepting as soon as a broker answers, without a restart.
 """
@@ -16,11 +20,11 @@ import contextlib
 import logging
 import time
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from schemas.envelope import WebhookEnvelope
-from schemas.producer import EnvelopeProducer
-from services.errors import Overloaded
+from schemas.producer import EnvelopeProducer, EnvelopeTooLarge
+from services.errors import Overloaded, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,12 @@ class Publisher:
         await self._producer.stop()
 
     async def publish(self, envelopes: list[WebhookEnvelope]) -> None:
-        """Return once every envelope is acknowledged, or raise :class:`Overloaded` (503)."""
+        """Return once every envelope is acknowledged; else raise Overloaded or PayloadTooLarge."""
+        if len(envelopes) > self._max_in_flight:
+            raise PayloadTooLarge(
+                f"a delivery of {len(envelopes)} events is more than edge.max_in_flight "
+                f"({self._max_in_flight}) admits at once; send smaller batches"
+            )
         if not self._producer.started:
             raise self._unavailable("Kafka is not reachable")
         if self._in_flight + len(envelopes) > self._max_in_flight:
@@ -85,8 +94,17 @@ class Publisher:
                 await self._producer.send_and_wait(envelopes[0], self._timeout)
             else:
                 await self._producer.send_many_and_wait(envelopes, self._timeout)
+        except EnvelopeTooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from None
         except TimeoutError:
             raise self._unavailable(f"Kafka did not acknowledge within {self._timeout:g}s") from None
+        except MessageSizeTooLargeError as exc:
+            # Under the catalogue's limits, yet refused: the topic predates them. Stored once fixed.
+            log.error(
+                "Kafka refused an envelope as too large: the topic's max.message.bytes is below the "
+                "catalogue's; run `breakwater topics ensure` to apply it"
+            )
+            raise self._unavailable("Kafka refused the write as too large for the topic") from exc
         except KafkaError as exc:
             raise self._unavailable(f"Kafka refused the write ({type(exc).__name__})") from exc
         finally:

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from schemas.topics import TopicSpec
@@ -50,10 +51,67 @@ class EnsureResult:
     created: list[str]
     grown: list[str]
     present: list[str]
+    reconfigured: list[str] = field(default_factory=list)
+    """Existing topics whose size limit was raised to the catalogue's (see :data:`RAISED_CONFIGS`)."""
+
+
+RAISED_CONFIGS = ("max.message.bytes",)
+"""Configs an existing topic is brought up to: a topic created before the catalogue raised its record
+size refuses records every stage now writes, so ``ensure`` raises it (never lowers it). Other configs
+(retention, say) may be an operator's choice and are left as they are."""
+
+DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source: set on the topic itself
+
+
+async def _raise_limits(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) -> list[str]:
+    """Raise each existing topic's :data:`RAISED_CONFIGS` to the spec's; the names of those changed.
+
+    AlterConfigs replaces a topic's whole set of overrides, so the current overrides are sent along.
+    """
+    wanted = {s.name: {k: s.configs[k] for k in RAISED_CONFIGS if k in s.configs} for s in specs}
+    names = [name for name, configs in wanted.items() if configs]
+    if not names:
+        return []
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+    changes: list[ConfigResource] = []
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            name = resource["resource_name"]
+            if resource["error_code"] != 0 or name not in wanted:
+                continue
+            entries = resource["config_entries"]
+            effective = {e["config_names"]: e["config_value"] for e in entries}
+            overrides = {
+                e["config_names"]: e["config_value"]
+                for e in entries
+                if e.get("config_source", DYNAMIC_TOPIC_CONFIG if not e.get("is_default") else 0)
+                == DYNAMIC_TOPIC_CONFIG
+            }
+            raise_to = {
+                key: value for key, value in wanted[name].items() if int(effective.get(key) or 0) < int(value)
+            }
+            if raise_to:
+                for key, value in raise_to.items():
+                    log.warning("topic %s: raising %s from %s to %s", name, key, effective.get(key), value)
+                changes.append(ConfigResource(ConfigResourceType.TOPIC, name, {**overrides, **raise_to}))
+    if not changes:
+        return []
+    for response in await admin.alter_configs(changes):
+        for resource in response.to_object()["resources"]:
+            if resource["error_code"] != 0:
+                error = for_code(resource["error_code"])
+                raise TopicError(
+                    f"cannot raise the size limit of topic {resource['resource_name']}: "
+                    f"{error.__name__} {resource.get('error_message') or ''}".rstrip()
+                )
+    return sorted(change.name for change in changes)
 
 
 async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], timeout: float = 30.0) -> EnsureResult:
-    """Create missing topics and grow partition counts; never shrinks or deletes. Safe to repeat."""
+    """Create missing topics, grow partition counts, raise size limits; never shrinks or deletes.
+
+    Safe to repeat. Existing topics get the catalogue's :data:`RAISED_CONFIGS` when theirs are lower.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     await admin.start()
     try:
@@ -87,7 +145,10 @@ async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], timeout: flo
         }
         if grow:
             await admin.create_partitions(grow, timeout_ms=int(timeout * 1000))
+        reconfigured = await _raise_limits(admin, [spec for spec in specs if spec.name in existing])
         present = [name for name in existing if name not in grow]
-        return EnsureResult(created=created, grown=sorted(grow), present=sorted(present))
+        return EnsureResult(
+            created=created, grown=sorted(grow), present=sorted(present), reconfigured=reconfigured
+        )
     finally:
         await admin.close()

@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 from pydantic import ValidationError
 
 from schemas.deadletter import DeadLetter
+from services.errors import BreakwaterError
 from services.operators.filters import DlqFilter
 from services.operators.marks import DlqMark, decode_mark
 from services.operators.reader import read_snapshot
@@ -46,7 +47,7 @@ class RecordLike(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-class AmbiguousId(LookupError):
+class AmbiguousId(BreakwaterError, LookupError):
     """An id prefix names more than one dead letter."""
 
 

@@ -6,6 +6,7 @@ Times are ISO 8601 (``2026-11-29T10:00:00Z``; no zone means UTC) or an age back 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 
 from schemas.deadletter import DeadLetter
+from services.errors import BreakwaterError
 
-__all__ = ["STATES", "DlqFilter", "FilterError", "State", "parse_time"]
+__all__ = ["FILTER_FIELDS", "STATES", "DlqFilter", "FilterError", "State", "parse_time", "reject_unknown"]
 
 State = Literal["active", "dead", "replayed", "discarded", "all"]
 """``active``: all but discarded (the default); ``dead``: not yet replayed or discarded."""
@@ -25,23 +27,95 @@ _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class FilterError(ValueError):
-    """A filter value an operator typed cannot be read; the message says which and why."""
+FILTER_FIELDS: tuple[str, ...] = (
+    "provider",
+    "event_type",
+    "error_class",
+    "destination",
+    "since",
+    "until",
+    "state",
+    "limit",
+)
+"""Every filter's name, the same in the API (query string, JSON body) and, as ``--error-class`` and so
+on, on the command line."""
 
 
-def parse_time(text: str, *, now: datetime | None = None) -> datetime:
-    """An aware datetime from ISO 8601 or an age such as ``2h`` (meaning two hours ago)."""
+class FilterError(BreakwaterError, ValueError):
+    """A filter value an operator typed cannot be read; the message says which and why.
+
+    ``field`` names the one bad field; ``unknown`` and ``accepted`` are set for names that are no field,
+    so an API client can show both (the HTTP API puts them in its 400 body).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        unknown: tuple[str, ...] = (),
+        accepted: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.unknown = unknown
+        self.accepted = accepted
+
+    def details(self) -> dict[str, object]:
+        """What an API answer carries beside the message."""
+        found: dict[str, object] = {}
+        if self.field is not None:
+            found["field"] = self.field
+        if self.unknown:
+            found["unknown"] = list(self.unknown)
+            found["accepted"] = list(self.accepted)
+        return found
+
+
+def parse_time(text: str, *, now: datetime | None = None, field: str | None = None) -> datetime:
+    """An aware UTC datetime from ISO 8601 or an age such as ``2h`` (meaning two hours ago).
+
+    ``field`` names the option in the message. Ages and dates outside what a datetime holds (before
+    year 1, after 9999: ``1000000d``) are refused like unreadable ones, never an OverflowError.
+    """
     value = text.strip()
     now = now or datetime.now(UTC)
+    named = f"{field}: " if field else ""
     if value == "now":
         return now
-    if match := _AGE.match(value):
-        return now - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise FilterError(f"{text!r} is neither ISO 8601 nor an age like 15m, 2h, 7d") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if match := _AGE.match(value):
+            return now - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise FilterError(
+                f"{named}{text!r} is neither ISO 8601 nor an age like 15m, 2h, 7d", field=field
+            ) from None
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise FilterError(f"{named}{text!r} is out of range (years 1 to 9999)", field=field) from None
+
+
+def reject_unknown(values: Mapping[str, object], accepted: tuple[str, ...]) -> None:
+    """Refuse names that are no field, naming them, a near miss, and every accepted name.
+
+    A misspelt filter must never be dropped silently: ``{"provider": "github", "eror_class": "x"}``
+    would otherwise replay or discard every GitHub dead letter.
+    """
+    unknown = tuple(sorted(str(name)[:60] for name in values if name not in accepted))
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, accepted, n=1)
+        hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    raise FilterError(
+        f"unknown filter(s) {', '.join(hints)}; accepted: {', '.join(accepted)}",
+        unknown=unknown,
+        accepted=accepted,
+    )
 
 
 @dataclass(frozen=True)
@@ -60,33 +134,31 @@ class DlqFilter:
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
-            raise FilterError(f"state must be one of {', '.join(STATES)}, not {self.state!r}")
+            raise FilterError(f"state must be one of {', '.join(STATES)}, not {self.state!r}", field="state")
         if self.limit is not None and self.limit < 1:
-            raise FilterError("limit must be at least 1")
+            raise FilterError("limit must be at least 1", field="limit")
         if self.since and self.until and self.since > self.until:
-            raise FilterError("since is after until")
+            raise FilterError("since is after until", field="since")
 
     @classmethod
     def parse(cls, values: Mapping[str, str | None], *, now: datetime | None = None) -> DlqFilter:
         """From text (query string, CLI options); raises :class:`FilterError` naming the bad field."""
-        known = {"provider", "event_type", "error_class", "destination", "since", "until", "state", "limit"}
-        unknown = sorted(set(values) - known - {"ids"})
-        if unknown:
-            raise FilterError(f"unknown filter(s): {', '.join(unknown)}")
+        reject_unknown(values, (*FILTER_FIELDS, "ids"))
         text = {k: v for k, v in values.items() if v not in (None, "")}
         limit = text.get("limit")
-        try:
-            limit_value = int(limit) if limit is not None else None
-        except ValueError:
-            raise FilterError(f"limit must be a whole number, not {limit!r}") from None
+        limit_value = None
+        if limit is not None:
+            if not limit.strip().isdecimal() or len(limit.strip()) > 18:
+                raise FilterError(f"limit must be a whole number from 1, not {limit[:40]!r}", field="limit")
+            limit_value = int(limit)
         ids = frozenset(i for i in (text.get("ids") or "").split(",") if i)
         return cls(
             provider=text.get("provider"),
             event_type=text.get("event_type"),
             error_class=text.get("error_class"),
             destination=text.get("destination"),
-            since=parse_time(text["since"], now=now) if "since" in text else None,
-            until=parse_time(text["until"], now=now) if "until" in text else None,
+            since=parse_time(text["since"], now=now, field="since") if "since" in text else None,
+            until=parse_time(text["until"], now=now, field="until") if "until" in text else None,
             state=text.get("state", "active"),  # type: ignore[arg-type]  # checked in __post_init__
             limit=limit_value,
             ids=ids,

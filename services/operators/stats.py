@@ -1,15 +1,29 @@
 """Pipeline stats for operators: the queues (consumer lag) and what fell out (dead letters, quarantine).
 
 The queues of this system are its consumer groups: for every group of :mod:`streams.worker` and the
-topic it drains, lag is the end offset (last stable, as ``read_committed`` readers see it) minus the
-group's committed offset, per partition. A partition the group never committed counts from its
-beginning offset. The health score folds lag and dead-letter growth into one number for dashboards.
+topic it drains, lag is the number of committed records after the group's committed offset, per
+partition (a partition the group never committed counts from its beginning offset).
+
+That is not end offset minus committed offset. Every transaction leaves a commit marker, a control
+record with an offset of its own, after its last record; a transactional consumer commits the last
+record + 1, so a partition at rest keeps end - committed = 1 forever (48 on a drained flood), and
+aborted records count too. Kafka offers no call that counts data records in a range, and aiokafka
+exposes no batch headers, so :func:`consumer_lag` reads them: one ``read_committed`` consumer, every
+partition with a gap assigned and positioned at its committed offset, fetched together (one request
+per broker a round). Control batches and aborted records are skipped and the position moves past
+them, so a partition at rest costs one fetch of its marker and shows 0. The reading is bounded: gaps
+are read smallest first while their offsets add up to ``exact_budget``, within ``timeout``; a larger
+gap counts its offsets (markers included, at most one per transaction: an upper bound, ``exact`` is
+False), which at that size is the order of magnitude an operator needs.
+
+The health score folds lag and dead-letter growth into one number for dashboards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -26,6 +40,7 @@ from services.operators.reader import read_snapshot
 from services.operators.topics import OperatorTopics, QueueGroup
 
 __all__ = [
+    "EXACT_BUDGET",
     "HealthThresholds",
     "PartitionLag",
     "PipelineStats",
@@ -35,6 +50,10 @@ __all__ = [
 ]
 
 
+EXACT_BUDGET = 10_000
+"""Offsets past committed offsets that one lag reading counts record by record (smallest gaps first)."""
+
+
 @dataclass(frozen=True)
 class PartitionLag:
     group: str
@@ -42,7 +61,11 @@ class PartitionLag:
     partition: int
     committed: int | None
     end: int
+    """The last stable offset: where ``read_committed`` readers stop (commit markers included)."""
     lag: int
+    """Committed records after ``committed`` (control records and aborted records not counted)."""
+    exact: bool = True
+    """False when the gap was too large to read: then ``lag`` counts offsets, an upper bound."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +95,22 @@ def health_score(total_lag: int, dead_in_window: int, thresholds: HealthThreshol
     return max(0, min(100, round(100 - lost)))
 
 
-async def consumer_lag(bootstrap: str, queues: list[QueueGroup]) -> list[PartitionLag]:
+async def consumer_lag(
+    bootstrap: str,
+    queues: list[QueueGroup],
+    *,
+    exact_budget: int = EXACT_BUDGET,
+    timeout: float = 10.0,
+) -> list[PartitionLag]:
     """Lag per group, topic and partition; topics that do not exist yet are left out."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="breakwater-operator")
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", client_id="breakwater-operator"
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,  # a partition read to its end answers fast: nothing new is awaited
+        client_id="breakwater-operator",
     )
     await admin.start()
     await consumer.start()
@@ -93,7 +127,7 @@ async def consumer_lag(bootstrap: str, queues: list[QueueGroup]) -> list[Partiti
         if not every:
             return []
         ends, begins = await asyncio.gather(consumer.end_offsets(every), consumer.beginning_offsets(every))
-        rows: list[PartitionLag] = []
+        starts: dict[tuple[str, TopicPartition], tuple[int | None, int]] = {}
         for queue in queues:
             if not tps[queue.topic]:
                 continue
@@ -101,17 +135,83 @@ async def consumer_lag(bootstrap: str, queues: list[QueueGroup]) -> list[Partiti
             for tp in tps[queue.topic]:
                 meta = committed.get(tp)
                 offset = meta.offset if meta is not None and meta.offset >= 0 else None
-                start = offset if offset is not None else begins[tp]
-                rows.append(
-                    PartitionLag(
-                        queue.group, tp.topic, tp.partition, offset, ends[tp], max(0, ends[tp] - start)
-                    )
-                )
+                # Below the log start the records are gone: the group resumes at the beginning.
+                starts[(queue.group, tp)] = (offset, max(offset if offset is not None else 0, begins[tp]))
+        ranges = _ranges_to_read(starts, ends, exact_budget)
+        read = await _read_offsets(consumer, ranges, timeout) if ranges else {}
+        rows: list[PartitionLag] = []
+        for (group, tp), (offset, start) in starts.items():
+            end = ends[tp]
+            if start >= end:
+                lag, exact = 0, True
+            elif tp in read:
+                found, position = read[tp]
+                exact = position >= end
+                lag = sum(1 for o in found if o >= start) + max(0, end - max(position, start))
+            else:
+                lag, exact = end - start, False
+            rows.append(PartitionLag(group, tp.topic, tp.partition, offset, end, lag, exact))
         return rows
     finally:
         await consumer.stop()
         with contextlib.suppress(Exception):
             await admin.close()
+
+
+def _ranges_to_read(
+    starts: dict[tuple[str, TopicPartition], tuple[int | None, int]],
+    ends: dict[TopicPartition, int],
+    budget: int,
+) -> dict[TopicPartition, tuple[int, int]]:
+    """Per partition with a gap, ``(from, to)`` offsets to count, smallest gaps first within ``budget``
+    (gaps of one offset, a partition at rest, always: exactly 0 there is what an alert waits for).
+
+    Several groups reading one partition share one read from the smallest of their offsets.
+    """
+    lowest: dict[TopicPartition, int] = {}
+    for (_, tp), (_, start) in starts.items():
+        if start < ends[tp]:
+            lowest[tp] = min(start, lowest.get(tp, start))
+    chosen: dict[TopicPartition, tuple[int, int]] = {}
+    spent = 0
+    for tp, start in sorted(lowest.items(), key=lambda item: ends[item[0]] - item[1]):
+        gap = ends[tp] - start
+        if gap == 1:  # a partition at rest (or one record): always read, at no cost worth counting
+            chosen[tp] = (start, ends[tp])
+            continue
+        if spent + gap > budget:
+            break
+        chosen[tp] = (start, ends[tp])
+        spent += gap
+    return chosen
+
+
+async def _read_offsets(
+    consumer: AIOKafkaConsumer, ranges: dict[TopicPartition, tuple[int, int]], timeout: float
+) -> dict[TopicPartition, tuple[list[int], int]]:
+    """The offsets of committed data records in each ``[from, to)``, and how far the read got.
+
+    All partitions are fetched together; a partition is paused once its position reaches ``to``
+    (aiokafka moves the position past control batches and aborted records it skips).
+    """
+    consumer.assign(list(ranges))
+    for tp, (start, _) in ranges.items():
+        consumer.seek(tp, start)
+    found: dict[TopicPartition, list[int]] = {tp: [] for tp in ranges}
+    positions = {tp: start for tp, (start, _) in ranges.items()}
+    active = set(ranges)
+    deadline = time.monotonic() + timeout
+    while active and time.monotonic() < deadline:
+        batches = await consumer.getmany(*active, timeout_ms=100, max_records=10_000)
+        for tp, records in batches.items():
+            end = ranges[tp][1]
+            found[tp].extend(r.offset for r in records if r.offset < end)
+        for tp in list(active):
+            positions[tp] = await consumer.position(tp)
+            if positions[tp] >= ranges[tp][1]:
+                active.discard(tp)
+                consumer.pause(tp)
+    return {tp: (found[tp], positions[tp]) for tp in ranges}
 
 
 async def _committed(

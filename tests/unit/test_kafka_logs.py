@@ -26,11 +26,12 @@ class Clock:
 def clock() -> Iterator[Clock]:
     clock = Clock()
     folded = FoldedNotEnoughReplicas(interval=60.0, clock=clock)
-    sender.addFilter(folded)
+    # a test that ran a command in process (configure_logging) left the real, wall-clock filter installed
+    installed, sender.filters = sender.filters, [folded]
     try:
         yield clock
     finally:
-        sender.removeFilter(folded)
+        sender.filters = installed
 
 
 def retried(topic: str, error: type[Exception]) -> None:

@@ -9,6 +9,9 @@ from typer.testing import CliRunner
 
 from services.cli.main import app
 from services.kafka.local import LocalKafka
+from tests.support.http_server import Reply, always, serve_scripted_in_thread
+
+LOCAL_CONFIG = Path(__file__).parents[2] / "deploy" / "local" / "breakwater.toml"
 
 
 def test_server_properties_describe_one_kraft_node(tmp_path: Path) -> None:
@@ -75,3 +78,53 @@ def test_bad_configuration_exits_2_naming_the_field(monkeypatch: pytest.MonkeyPa
     result = CliRunner().invoke(app, ["topics", "list"])
     assert result.exit_code == 2
     assert "edge.port" in result.output
+
+
+# Issue #13, item 12b: command-line options are validated like settings, naming the option.
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["edge", "--port", "99999"],
+        ["edge", "--port", "0"],
+        ["edge", "--port", "-1"],
+        ["operators", "serve", "--port", "65536"],
+    ],
+)
+def test_ports_outside_1_to_65535_are_refused_naming_the_option(args: list[str]) -> None:
+    result = CliRunner().invoke(app, ["--config", str(LOCAL_CONFIG), *args])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--port'" in result.output
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "ftp://127.0.0.1:8000", "http://"])
+def test_sample_refuses_a_url_it_cannot_post_to(url: str) -> None:
+    result = CliRunner().invoke(app, ["--config", str(LOCAL_CONFIG), "sample", "stripe", "--url", url])
+    assert result.exit_code == 2, result.output
+    assert "--url" in result.output and "Traceback" not in result.output
+
+
+# Issue #13, item 12c: an answer that is not JSON (a proxy's HTML 503) is shown, not a traceback.
+@pytest.mark.parametrize(
+    ("reply", "shown"),
+    [
+        (
+            Reply(
+                503,
+                "<html><body><h1>503 Service Unavailable</h1>\nNo server is available.\n</body></html>\n",
+                {"content-type": "text/html"},
+            ),
+            "503 <html><body><h1>503 Service Unavailable</h1>",
+        ),
+        (Reply(502, b""), "502 (empty body)"),
+        (Reply(500, b"\xff\xfe not text"), "500 \ufffd\ufffd not text"),
+        (Reply(202, {"status": "accepted"}), '202 {"status": "accepted"}'),
+    ],
+)
+def test_sample_shows_the_status_and_the_first_line_of_any_answer(reply: Reply, shown: str) -> None:
+    with serve_scripted_in_thread(always(reply)) as server:
+        result = CliRunner().invoke(
+            app, ["--config", str(LOCAL_CONFIG), "sample", "stripe", "--url", server.url]
+        )
+    assert result.output.strip() == shown, result.output
+    assert result.exit_code == (0 if reply.status == 202 else 1)
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from services.cli.main import app
 from services.config import ConfigError, bootstrap_from_env, load_settings
 
 GOOD = """
@@ -140,3 +143,88 @@ def test_service_dependency_cycles_are_refused_at_start(tmp_path: Path) -> None:
     path.write_text('[services.a]\ndepends_on = ["b"]\n[services.b]\ndepends_on = ["a"]\n')
     with pytest.raises(ConfigError, match=r"services: .*cycle: a -> b -> a"):
         load_settings(path)
+
+
+# Issue #13, item 12d: each of these gave a traceback, or passed the load and then killed the edge.
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (
+            '[edge]\nport = 8000\n[providers.stripe\nsecrets = ["x"]\n',
+            r"c\.toml: .*\(at line 3, column \d+\)",
+        ),
+        ("[edge]\nport = = 1\n", r"c\.toml: .*line 2"),
+        ('[providers.stripe]\nsecrets = [""]\n', r"providers\.stripe\.secrets\.0: secret is empty"),
+        ('[providers.stripe]\nsecrets = ["  "]\n', r"providers\.stripe\.secrets\.0: secret is empty"),
+        (
+            '[providers.std]\nkind = "standard"\n'
+            'secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_no t!"]\n',
+            r"(?m)^  providers\.std\.secrets\[1\]: secret is not whsec_ followed by base64$",
+        ),
+        (
+            '[providers.standard]\nsecrets = ["whsec_"]\n',
+            r"providers\.standard\.secrets\[0\]: secret is empty",
+        ),
+        ('[signing]\nactive_key_id = "k"\nkeys = { k = "" }\n', r"signing\.keys\.k: secret is empty"),
+    ],
+)
+def test_broken_files_and_unusable_secrets_fail_at_load_naming_where(
+    tmp_path: Path, toml: str, expected: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value).startswith("invalid configuration:\n  ")
+    assert re.search(expected, str(info.value)), str(info.value)
+
+
+def test_empty_secrets_from_references_name_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty_file = tmp_path / "empty.secret"
+    empty_file.write_text("\n")
+    monkeypatch.setenv("BW_TEST_EMPTY_SECRET", "")
+    path = tmp_path / "c.toml"
+    path.write_text(f'[providers.stripe]\nsecrets = ["env:BW_TEST_EMPTY_SECRET", "file:{empty_file}"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert (
+        "providers.stripe.secrets.0: secret is empty (environment variable BW_TEST_EMPTY_SECRET)" in message
+    )
+    assert f"providers.stripe.secrets.1: secret is empty (file {empty_file})" in message
+
+
+def test_an_empty_operator_token_is_refused_not_matched_by_an_empty_bearer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BREAKWATER_OPERATORS__TOKEN", "")
+    with pytest.raises(ConfigError, match=r"operators\.token: secret is empty"):
+        load_settings(None)
+
+
+def test_an_unreadable_or_binary_config_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\xff\xfe[edge]\n")
+    with pytest.raises(ConfigError, match=r"c\.toml: "):
+        load_settings(path)
+
+
+def test_an_environment_value_that_is_no_json_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BREAKWATER_PROVIDERS", "{not json")
+    with pytest.raises(ConfigError, match=r'invalid configuration:\n  .*"providers"'):
+        load_settings(None)
+
+
+@pytest.mark.parametrize(
+    "toml",
+    ['[providers.stripe\nsecrets = ["x"]\n', '[providers.standard]\nsecrets = ["whsec_%%%"]\n'],
+)
+def test_the_cli_prints_the_error_never_a_traceback(tmp_path: Path, toml: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    result = CliRunner().invoke(app, ["--config", str(path), "topics", "list"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: invalid configuration:\n  ")
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)

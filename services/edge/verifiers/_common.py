@@ -6,11 +6,11 @@ Error messages name what was wrong and never include a secret or a signature val
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.payload import MalformedPayload, parse_json
 from services.config import ConfigError, ProviderSettings
 from services.errors import BadSignature, MalformedRequest, StaleTimestamp
 
@@ -61,10 +61,10 @@ def any_match(expected: Iterable[bytes], received: Iterable[bytes]) -> bool:
 
 
 def json_value(body: bytes, what: str = "body") -> Any:
-    """Parse JSON or raise MalformedRequest (400)."""
+    """Parse strict JSON (the worker's parser, :mod:`schemas.payload`) or raise MalformedRequest (400)."""
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        return parse_json(body)
+    except MalformedPayload as exc:
         raise MalformedRequest(f"{what} is not valid JSON: {exc}") from None
 
 

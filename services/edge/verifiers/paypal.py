@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import zlib
 from collections.abc import Mapping
 
@@ -38,6 +39,9 @@ TRANSMISSION_TIME = "PAYPAL-TRANSMISSION-TIME"
 TRANSMISSION_SIG = "PAYPAL-TRANSMISSION-SIG"
 CERT_URL = "PAYPAL-CERT-URL"
 AUTH_ALGO = "PAYPAL-AUTH-ALGO"
+TRANSMISSION_ID_SHAPE = re.compile(r"(?!\d+$)\w[\w.:-]{1,49}", re.ASCII)
+"""As PayPal's API describes it (50 characters at most, not all digits); in practice a UUID."""
+MIN_SIGNATURE_BYTES, MAX_SIGNATURE_BYTES = 128, 512  # RSA-1024 to RSA-4096
 
 
 def signed_message(transmission_id: str, transmission_time: str, webhook_id: str, body: bytes) -> bytes:
@@ -67,6 +71,9 @@ class PayPalVerifier:
         *,
         cache_size: int = 32,
         cache_ttl_seconds: float = 3600.0,
+        failure_ttl_seconds: float = 30.0,
+        fetch_burst: int = 4,
+        fetch_rate: float = 0.2,
     ) -> None:
         if not settings.webhook_id:
             raise ConfigError(f"providers.{name}.webhook_id: PayPal needs the webhook id PayPal assigned")
@@ -76,37 +83,49 @@ class PayPalVerifier:
         self._webhook_id = settings.webhook_id
         self._tolerance = settings.tolerance_seconds
         self.certs = CertificateCache(
-            http, settings.cert_hosts, max_entries=cache_size, ttl_seconds=cache_ttl_seconds
+            http,
+            settings.cert_hosts,
+            max_entries=cache_size,
+            ttl_seconds=cache_ttl_seconds,
+            failure_ttl_seconds=failure_ttl_seconds,
+            fetch_burst=fetch_burst,
+            fetch_rate=fetch_rate,
         )
 
     async def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> list[VerifiedEvent]:
+        # Everything that can be checked without PayPal's certificate is checked first, so a forged or
+        # malformed request never costs a fetch: headers, their shapes, freshness, the URL, the body.
         transmission_id = signature_header(headers, TRANSMISSION_ID)
+        if not TRANSMISSION_ID_SHAPE.fullmatch(transmission_id):
+            raise BadSignature(f"{TRANSMISSION_ID} header is not a PayPal transmission id")
         transmission_time = signature_header(headers, TRANSMISSION_TIME)
         cert_url = signature_header(headers, CERT_URL)
         algorithm = signature_header(headers, AUTH_ALGO)
         if algorithm.lower() != ALGORITHM.lower():
             raise BadSignature(f"{AUTH_ALGO} {algorithm!r} is not supported, only {ALGORITHM}")
+        encoded = signature_header(headers, TRANSMISSION_SIG)
         try:
-            signature = base64.b64decode(signature_header(headers, TRANSMISSION_SIG), validate=True)
+            signature = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raise BadSignature(f"{TRANSMISSION_SIG} header is not base64") from None
+        if not MIN_SIGNATURE_BYTES <= len(signature) <= MAX_SIGNATURE_BYTES:
+            raise BadSignature(f"{TRANSMISSION_SIG} is not the length of an RSA signature")
         sent_at = to_datetime(transmission_time)
         if sent_at is None:
             raise BadSignature(f"{TRANSMISSION_TIME} header is not an ISO 8601 time")
-        # Cheap checks first: a stale request or an off-list URL never costs a certificate fetch.
         check_fresh(sent_at.timestamp(), now, self._tolerance)
+        self.certs.check_url(cert_url)
+        event = json_object(body)
+        verified = VerifiedEvent(
+            event_id=required_str(event, "id"),
+            event_type=required_str(event, "event_type"),
+            occurred_at=to_datetime(event.get("create_time")),
+            body=body,
+        )
         key = await self.certs.public_key(cert_url, now)
         message = signed_message(transmission_id, transmission_time, self._webhook_id, body)
         try:
             key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
         except InvalidSignature:
             raise BadSignature(f"{TRANSMISSION_SIG} does not match the certificate and webhook id") from None
-        event = json_object(body)
-        return [
-            VerifiedEvent(
-                event_id=required_str(event, "id"),
-                event_type=required_str(event, "event_type"),
-                occurred_at=to_datetime(event.get("create_time")),
-                body=body,
-            )
-        ]
+        return [verified]

@@ -170,3 +170,21 @@ async def test_other_methods_and_deeper_paths_still_get_the_routers_answers(
     assert (await client.post("/webhooks/stripe/extra", content=b"{}")).status_code == 404
     assert (await client.post("/webhooks/", content=b"{}")).status_code == 404
     assert (await client.get("/healthz")).json()["status"] == "alive"
+
+
+async def test_a_trailing_slash_is_the_same_webhook_endpoint_never_a_redirect(
+    client: httpx.AsyncClient,
+) -> None:
+    """Providers do not follow redirects on POST: a 307 would lose every webhook sent there."""
+    body, headers = signed_sample("stripe", "whsec_wrong")
+    slash = await client.post("/webhooks/stripe/", content=body, headers=headers)
+    assert_clean_error(slash, 401, "bad_signature")  # verified like any webhook
+    body, headers = signed_sample("shopify", SECRETS["shopify"])
+    slash = await client.post("/webhooks/shopify/", content=body, headers=headers)
+    assert_clean_error(slash, 503, "unavailable")  # valid; only the missing broker stops it
+    json_type = {"Content-Type": "application/json"}
+    nosuch = await client.post("/webhooks/nosuch/", content=b"{}", headers=json_type)
+    assert_clean_error(nosuch, 404, "unknown_provider")
+    for path in ("/healthz/", "/webhooks/stripe//", "/metrics/"):
+        answer = await client.request("POST" if "webhooks" in path else "GET", path, content=b"")
+        assert answer.status_code == 404, (path, answer.status_code)

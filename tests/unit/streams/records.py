@@ -68,6 +68,7 @@ def dedup_handler(state: Path, clock: Clock, window_seconds: int = 60) -> tuple[
         state_dir=state,
         metrics=metrics,
         clock=clock,
+        inbound_partitions=1,
     )
     handler.stores[0] = handler._open(0)
     return handler, metrics
