@@ -34,7 +34,7 @@ from tests.support.pipeline import (
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.kafka
-WAIT = 30.0
+WAIT = 20.0
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ pytestmark = [
 ]
 
 SIGNING = {"active_key_id": "k2", "keys": {"k2": "hostile-key-two", "k1": "hostile-key-one"}}
-DRAIN_SECONDS = 60.0
+DRAIN_SECONDS = 45.0
 
 
 def hostile_config(bootstrap: str, state: Path) -> dict[str, Any]:
