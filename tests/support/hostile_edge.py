@@ -211,6 +211,10 @@ def _event_body(req: Req, event_id: str, now: int) -> tuple[bytes, bool]:
     """The body and whether it must be accepted when signed right (False: 202 or 400 both fine)."""
     kind = req.kind if req.kind in KINDS else "stripe"
     base: Any = json.loads(sample_body(kind, event_id=event_id, now=now))
+    # Distinct events have distinct bodies (GitHub's and Shopify's samples are constant, and a body
+    # seen again under a fresh delivery id is a replay): only a replay repeats one.
+    for event in base if isinstance(base, list) else [base]:
+        event["hostile_id"] = event_id
     if req.body == "not_json":
         return b"this is not json {", False
     if req.body == "empty":
