@@ -19,6 +19,7 @@ from hypothesis import given
 from schemas.signing import EnvelopeSigner
 from tests.hostile.conftest import pinned, real_broker
 from tests.support.hostile import (
+    PROVIDERS,
     Context,
     Plan,
     Spec,
@@ -29,6 +30,7 @@ from tests.support.hostile import (
     expected_outputs,
     parse_outputs,
     record_plans,
+    stage_copies,
     topic_max_bytes,
     write_specs,
 )
@@ -98,7 +100,12 @@ async def run_specs(
                 await reader.settle(1.0)  # late extras (doubles) show up here
         finally:
             await supervisor.stop()
-    problems += account(written, parse_outputs(events, dlq, quarantine))
+    stages = [CommittedReader(bootstrap, name) for name in (topics.inbound, *map(topics.ready, PROVIDERS))]
+    for reader in stages:
+        async with reader:
+            await reader.settle(0.5)
+    copies = stage_copies(stages[0], stages[1:])
+    problems += account(written, parse_outputs(events, dlq, quarantine), copies)
     problems += [f"worker exit not caused by the test: {u}" for u in supervisor.unexpected]
     return problems, written
 
