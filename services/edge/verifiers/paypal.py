@@ -93,8 +93,8 @@ class PayPalVerifier:
         )
 
     async def verify(self, body: bytes, headers: Mapping[str, str], now: float) -> list[VerifiedEvent]:
-        # Everything that can be checked without PayPal's certificate is checked first, so a forged or
-        # malformed request never costs a fetch: headers, their shapes, freshness, the URL, the body.
+        # Every header check that needs no certificate comes first, so a forged request rarely costs a
+        # fetch: headers, their shapes, freshness, the URL. The body is read after the signature holds.
         transmission_id = signature_header(headers, TRANSMISSION_ID)
         if not TRANSMISSION_ID_SHAPE.fullmatch(transmission_id):
             raise BadSignature(f"{TRANSMISSION_ID} header is not a PayPal transmission id")
@@ -115,17 +115,20 @@ class PayPalVerifier:
             raise BadSignature(f"{TRANSMISSION_TIME} header is not an ISO 8601 time")
         check_fresh(sent_at.timestamp(), now, self._tolerance)
         self.certs.check_url(cert_url)
-        event = json_object(body)
-        verified = VerifiedEvent(
-            event_id=required_str(event, "id"),
-            event_type=required_str(event, "event_type"),
-            occurred_at=to_datetime(event.get("create_time")),
-            body=body,
-        )
         key = await self.certs.public_key(cert_url, now)
         message = signed_message(transmission_id, transmission_time, self._webhook_id, body)
         try:
             key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
         except InvalidSignature:
             raise BadSignature(f"{TRANSMISSION_SIG} does not match the certificate and webhook id") from None
-        return [verified]
+        # the body only once its signature holds: a forged request learns nothing of how it is parsed
+        # (the fetch it may cost is cached by URL, remembered when it fails and token-bucketed)
+        event = json_object(body)
+        return [
+            VerifiedEvent(
+                event_id=required_str(event, "id"),
+                event_type=required_str(event, "event_type"),
+                occurred_at=to_datetime(event.get("create_time")),
+                body=body,
+            )
+        ]
