@@ -50,12 +50,23 @@ class RetryPolicy:
     def schedule(
         self, failures: int, now: datetime, retry_after: float | None = None
     ) -> tuple[str, datetime]:
-        """Tier and ``not_before`` for the next attempt after ``failures`` failures (at least one tier)."""
+        """Tier and ``not_before`` for the next attempt after ``failures`` failures (at least one tier).
+
+        A ``retry_after`` longer than the longest tier is cut to that tier's longest wait: a retry tier
+        partition waits at its head, so one record asking for a day (or an HTTP date a year away) would
+        hold back every retry behind it. The destination may answer 429 again; those count toward the
+        budget only past 4x (:meth:`exhausted`), and dispatch's lane cools down for the whole wait.
+        """
         index = min(max(failures, 1) - 1, len(self.tiers) - 1)
         if retry_after is not None:
             fitting = [i for i, tier in enumerate(self.tiers) if tier.delay_seconds >= retry_after]
             index = max(index, fitting[0] if fitting else len(self.tiers) - 1)
         tier = self.tiers[index]
         delay = tier.delay_seconds * self.rng.uniform(1 - self.jitter, 1 + self.jitter)
-        delay = max(delay, retry_after or 0.0)
+        delay = min(max(delay, retry_after or 0.0), self.longest_wait)
         return tier.name, now + timedelta(seconds=delay)
+
+    @property
+    def longest_wait(self) -> float:
+        """The longest ``not_before`` any record is given, in seconds from when it is scheduled."""
+        return self.tiers[-1].delay_seconds * (1 + self.jitter)

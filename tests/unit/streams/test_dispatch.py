@@ -11,6 +11,8 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from schemas.deadletter import DeadLetter
@@ -247,6 +249,18 @@ def test_schedule_jitters_within_bounds_and_escalates_tiers() -> None:
     delays = {(policy.schedule(1, now)[1] - now).total_seconds() for _ in range(200)}
     assert min(delays) >= 8 and max(delays) <= 12 and len(delays) > 100
     assert [policy.schedule(n, now)[0] for n in (1, 2, 3, 9)] == ["a", "b", "b", "b"]
+
+
+@given(retry_after=st.floats(min_value=0, max_value=1e12, allow_nan=False), failures=st.integers(1, 20))
+def test_no_retry_after_holds_a_record_past_the_longest_tier(retry_after: float, failures: int) -> None:
+    """A tier partition waits at its head: a Retry-After of a year must not hold every retry behind it."""
+    policy = RetryPolicy(TIERS, 0.2, 5, random.Random(3))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    tier, not_before = policy.schedule(failures, now, retry_after)
+    wait = (not_before - now).total_seconds()
+    assert wait <= TIERS[-1].delay_seconds * 1.2
+    assert wait >= min(retry_after, TIERS[-1].delay_seconds * 0.8)  # honoured as far as the tiers go
+    assert tier == TIERS[-1].name or retry_after <= wait
 
 
 async def test_retry_tier_forwards_due_records_and_stops_at_the_first_not_due() -> None:
