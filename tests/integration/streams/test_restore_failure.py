@@ -72,12 +72,17 @@ async def test_a_restore_that_fails_is_retried_and_no_unopened_partition_is_proc
     assert len(calls) >= 2 + 4  # two failures, then every one of the 4 partitions restored
 
 
+LAST_READYZ: list[str] = []
+
+
 def _readyz(port: int) -> bool | None:
     """True/False from /readyz, None when the probe does not answer at all."""
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+        response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
     except httpx.HTTPError:
         return None
+    LAST_READYZ[:] = [response.text]
+    return response.status_code == 200
 
 
 def _error_lines(log: Path) -> Counter[str]:
@@ -124,7 +129,10 @@ async def test_a_forty_second_broker_outage_is_ridden_out_exactly_once(
         await asyncio.to_thread(private_broker.start)
         await wait_until_answers(private_broker.bootstrap, 60)
 
-        await until(lambda: _readyz(probe_port) is True, timeout=120, what="readyz to be ready again")
+        try:
+            await until(lambda: _readyz(probe_port) is True, timeout=120, what="readyz to be ready again")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last /readyz: {LAST_READYZ}") from None
         await produce(settings, after)
         async with CommittedReader(settings.kafka.servers, topics.name("webhooks.events")) as events:
             await events.until(lambda r: len(r.records) >= len(before) + len(after), 180, "every event")
