@@ -310,6 +310,8 @@ class TransactionalLoop:
         except KafkaError as renew:  # Kafka is away: the next attempt renews again
             log.warning("%s: cannot start a new producer yet: %s", self.config.name, renew)
             self._producer_broken = True
+        else:  # the transaction coordinator answered: Kafka is there, the batch is re-read now
+            self.kafka_error = None
 
     async def open_partitions(self, partitions: set[TopicPartition]) -> None:
         """Let the handler open (restore) ``partitions``; on failure pause them and retry later.
@@ -366,6 +368,7 @@ class TransactionalLoop:
                     log.warning("%s: cannot start a new producer yet: %s", self.config.name, exc)
                     return
                 self._producer_broken = False
+                self.kafka_error = None
 
     def _seek_back(
         self, starts: dict[TopicPartition, int], keep: frozenset[TopicPartition] = frozenset()
@@ -470,7 +473,7 @@ class TransactionalLoop:
         consumer.pause(tp)
 
         def resume() -> None:
-            if generation == self.generation and tp in consumer.assignment():
+            if generation == self.generation and tp in consumer.assignment() and tp not in self.unopened:
                 consumer.resume(tp)
 
         asyncio.get_running_loop().call_at(when, resume)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from schemas import topics as names
+from schemas.limits import RECORD_MAX_BYTES
 from schemas.topics import TopicSpec
 from services.config import BreakwaterSettings
 
@@ -62,6 +63,7 @@ def catalogue(settings: BreakwaterSettings) -> list[TopicSpec]:
     changelog_configs = {
         "cleanup.policy": "compact",
         "min.insync.replicas": inbound.configs.get("min.insync.replicas", "1"),
+        "max.message.bytes": str(RECORD_MAX_BYTES),  # as every topic (schemas.limits)
     }
     specs.append(
         TopicSpec(
