@@ -63,7 +63,7 @@ def catalogue(settings: BreakwaterSettings) -> list[TopicSpec]:
     changelog_configs = {
         "cleanup.policy": "compact",
         "min.insync.replicas": inbound.configs.get("min.insync.replicas", "1"),
-        "max.message.bytes": str(RECORD_MAX_BYTES),  # as every topic (schemas.limits)
+        "max.message.bytes": str(RECORD_MAX_BYTES),
     }
     specs.append(
         TopicSpec(
