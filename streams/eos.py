@@ -52,6 +52,7 @@ the restore with backoff until it succeeds or the partitions go elsewhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -226,7 +227,12 @@ class TransactionalLoop:
         except Exception as exc:  # it is being replaced: its state does not matter any more
             log.debug("%s: stopping the failed producer: %r", self.config.name, exc)
         producer = self._new_producer()
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:  # Kafka still away: close what start() opened, try again later
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 10)
+            raise
         self._producer = producer
         self._sender = BatchSender(producer, self._refusals)
         self._generation_slot = fence_offsets_by_generation(producer)
