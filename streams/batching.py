@@ -22,12 +22,21 @@ from dataclasses import dataclass
 from typing import Any  # aiokafka's BatchBuilder has no type hints
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import errors as Errors
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import RecordMetadata
 
 from streams.eos_types import Origin, Out
 from streams.poison import OUTPUT_MAX_BYTES, bounded, output_bytes, reason_of
 
+RECORD_ERRORS = (
+    Errors.MessageSizeTooLargeError,
+    Errors.RecordListTooLargeError,
+    Errors.CorruptRecordException,
+    Errors.InvalidTimestampError,
+    Errors.UnsupportedForMessageFormatError,
+)
+"""What the broker answers about a record batch itself: the same records get the same answer again."""
 REFUSALS_BEFORE_REPLACING = 3
 """Times the broker may refuse one output, sent alone, before it is replaced by its bounded record."""
 
@@ -61,6 +70,13 @@ class Refusals:
         return bool(self.strikes)
 
     def refused(self, item: _Pending, exc: BaseException) -> None:
+        """Count a refusal of ``item``'s outputs, if the error is about the records themselves.
+
+        Other failures (a fenced producer, a missing ACL) are not the record's fault: the batch is
+        re-read, but nothing is replaced because of them.
+        """
+        if not isinstance(exc, RECORD_ERRORS):
+            return
         for out in item.outs:
             if out.origin is None:
                 continue

@@ -50,6 +50,7 @@ from streams.topics import PipelineTopics
 
 EXPIRY_BATCH = 10_000
 UNOPENED_RETRY_SECONDS = 1.0
+RESTORER_STOP_SECONDS = 10.0
 log = logging.getLogger(__name__)
 FORWARDED_FROM_HEADER = "bw-dedup-forwarded-from"
 """Added to a record forwarded to the partition that owns its identity: the partition it came from."""
@@ -143,7 +144,8 @@ class DedupHandler:
                 tp = TopicPartition(self._topics.dedup_changelog, partition)
                 self._metrics["dedup.restored"] += await store.restore(restorer, tp)
         finally:
-            await restorer.stop()
+            # bounded: a restorer that never got an assignment can hang in stop() (aiokafka 0.14)
+            await asyncio.wait_for(restorer.stop(), RESTORER_STOP_SECONDS)
 
     def _open(self, partition: int) -> PartitionStore:
         return PartitionStore(self._state_dir / f"dedup-{partition}", self.memory)

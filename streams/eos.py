@@ -52,6 +52,7 @@ the restore with backoff until it succeeds or the partitions go elsewhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -226,7 +227,12 @@ class TransactionalLoop:
         except Exception as exc:  # it is being replaced: its state does not matter any more
             log.debug("%s: stopping the failed producer: %r", self.config.name, exc)
         producer = self._new_producer()
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:  # Kafka still away: close what start() opened, try again later
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 10)
+            raise
         self._producer = producer
         self._sender = BatchSender(producer, self._refusals)
         self._generation_slot = fence_offsets_by_generation(producer)
@@ -310,6 +316,8 @@ class TransactionalLoop:
         except KafkaError as renew:  # Kafka is away: the next attempt renews again
             log.warning("%s: cannot start a new producer yet: %s", self.config.name, renew)
             self._producer_broken = True
+        else:  # the transaction coordinator answered: Kafka is there, the batch is re-read now
+            self.kafka_error = None
 
     async def open_partitions(self, partitions: set[TopicPartition]) -> None:
         """Let the handler open (restore) ``partitions``; on failure pause them and retry later.
@@ -366,6 +374,7 @@ class TransactionalLoop:
                     log.warning("%s: cannot start a new producer yet: %s", self.config.name, exc)
                     return
                 self._producer_broken = False
+                self.kafka_error = None
 
     def _seek_back(
         self, starts: dict[TopicPartition, int], keep: frozenset[TopicPartition] = frozenset()
@@ -470,7 +479,7 @@ class TransactionalLoop:
         consumer.pause(tp)
 
         def resume() -> None:
-            if generation == self.generation and tp in consumer.assignment():
+            if generation == self.generation and tp in consumer.assignment() and tp not in self.unopened:
                 consumer.resume(tp)
 
         asyncio.get_running_loop().call_at(when, resume)

@@ -3,8 +3,10 @@
 Run it with ``breakwater worker`` or ``python -m streams.worker --config deploy/local/breakwater.toml``
 (``BREAKWATER_CONFIG`` and ``BREAKWATER_PIPELINE__WORKER_ID`` work too). Several workers with the same
 ``pipeline.app_id`` share the partitions; give each a distinct ``pipeline.worker_id``.
-The worker is crash-only: an error in any loop stops the process with a non-zero status, and a
-restart resumes from the last committed transaction.
+The worker is crash-only for infrastructure: a disk or RocksDB error in any loop stops the process
+with a non-zero status, and a restart resumes from the last committed transaction. A poison record
+never does (it is quarantined or dead-lettered, streams.poison), and Kafka being away is waited out:
+transactions and restores are retried with backoff while ``/readyz`` says not ready.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from schemas.signing import EnvelopeSigner
 from services.config import BreakwaterSettings, load_settings
 from services.kafka.admin import ensure_topics
+from services.kafka.logs import fold_unreachable
 from services.runtime import fix_mmap_threshold, freeze_startup_objects
 from services.telemetry import configure_logging
 from streams.dedup import DedupHandler
@@ -123,6 +126,7 @@ def http_deliverer(settings: BreakwaterSettings) -> OutboundDeliverer:
 
 async def serve(settings: BreakwaterSettings, stop: asyncio.Event, metrics: Metrics | None = None) -> Metrics:
     """Run every loop until ``stop`` is set; the first loop to fail stops the others and re-raises."""
+    fold_unreachable()  # a broker outage: one line a minute with counts, not ~900 ERROR lines a second
     await ensure_topics(settings.kafka.servers, catalogue(settings))
     metrics = Metrics() if metrics is None else metrics
     attach(settings, metrics)

@@ -68,3 +68,92 @@ def fold_not_enough_replicas(interval: float = 60.0) -> None:
     for existing in [f for f in sender.filters if isinstance(f, FoldedNotEnoughReplicas)]:
         sender.removeFilter(existing)
     sender.addFilter(FoldedNotEnoughReplicas(interval))
+
+
+UNREACHABLE_TEMPLATES: dict[str, frozenset[str]] = {
+    "aiokafka": frozenset(
+        {
+            "Unable connect to node with id %s: %s",
+            'Unable connect to "%s:%s": %s',
+            "Unable to update metadata from %s",
+            "Unable to request metadata from node with id %s: %r",
+            'Unable to request metadata from "%s:%s": %s',
+        }
+    ),
+    "aiokafka.consumer.fetcher": frozenset(
+        {"Failed fetch messages from %s: %s", "Failed fetch offsets from %s: %s"}
+    ),
+    "aiokafka.consumer.group_coordinator": frozenset(
+        {
+            "Group Coordinator Request failed: %s",
+            "Error sending %s to node %s [%s] -- marking coordinator dead",
+            "Marking the coordinator dead (node %s)for group %s.",
+            "Heartbeat session expired - marking coordinator dead",
+            "Heartbeat send request failed: %s. Will retry.",
+            "Heartbeat failed for group %s: coordinator (node %s) is either not started or not valid",
+        }
+    ),
+    "aiokafka.producer.sender": frozenset({"Got error produce response: %s"}),
+}
+"""aiokafka's per-attempt messages while a broker cannot be reached (message templates, by logger)."""
+
+
+class FoldedUnreachable(logging.Filter):
+    """Folds aiokafka's per-attempt "cannot reach the broker" lines into one ERROR line a minute.
+
+    During a 30 s outage a worker's loops logged about 26,000 of them (every connection attempt, every
+    metadata refresh, every fetch and coordinator request, each at ERROR). The first one after a quiet
+    interval (none for ``interval``) is passed through with a note that the rest are folded; then one
+    ``breakwater.kafka`` ERROR line per ``interval`` gives the count of each kind. All instances share
+    one tally, so the lines of several loggers fold into one.
+    """
+
+    def __init__(
+        self, logger: str, tally: _Tally, interval: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._templates = UNREACHABLE_TEMPLATES.get(logger, frozenset())
+        self._tally = tally
+        self._interval = interval
+        self._clock = clock
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in self._templates:
+            return True
+        tally = self._tally
+        tally.counts[str(record.msg).split(":")[0].split(" %s")[0]] += 1
+        now = self._clock()
+        quiet = tally.last_seen is None or now - tally.last_seen >= self._interval
+        tally.last_seen = now
+        if quiet or tally.reported_at is None:  # the onset: shown at once
+            tally.reported_at = now
+            tally.counts.clear()
+            record.msg = f"{record.msg} (Kafka unreachable: more such lines are folded, one a minute)"
+            return True
+        if now - tally.reported_at >= self._interval:
+            log.error(
+                "Kafka unreachable: %d connection errors in the last %.0fs (%s); aiokafka keeps retrying",
+                sum(tally.counts.values()),
+                now - tally.reported_at,
+                ", ".join(f"{what}: {n}" for what, n in tally.counts.most_common()),
+            )
+            tally.counts.clear()
+            tally.reported_at = now
+        return False
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.reported_at: float | None = None
+        self.last_seen: float | None = None
+
+
+def fold_unreachable(interval: float = 60.0) -> None:
+    """Install :class:`FoldedUnreachable` on aiokafka's loggers (once: a second call replaces the first)."""
+    tally = _Tally()
+    for name in UNREACHABLE_TEMPLATES:
+        logger = logging.getLogger(name)
+        for existing in [f for f in logger.filters if isinstance(f, FoldedUnreachable)]:
+            logger.removeFilter(existing)
+        logger.addFilter(FoldedUnreachable(name, tally, interval))

@@ -66,3 +66,37 @@ def test_other_produce_errors_are_logged_as_aiokafka_logs_them(
         retried("bw.webhooks.events", RequestTimedOutError)
         sender.warning("Got error produce response: %s", "connection reset")
     assert [r.name for r in caplog.records] == [SENDER_LOGGER, SENDER_LOGGER]
+
+
+def test_connection_errors_of_an_outage_fold_into_one_line_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    from services.kafka.logs import UNREACHABLE_TEMPLATES, FoldedUnreachable, _Tally
+
+    clock = Clock()
+    tally = _Tally()
+    loggers = {name: logging.getLogger(name) for name in UNREACHABLE_TEMPLATES}
+    filters = {name: FoldedUnreachable(name, tally, 60.0, clock) for name in loggers}
+    for name, logger in loggers.items():
+        logger.addFilter(filters[name])
+    try:
+        with caplog.at_level(logging.INFO):
+            for second in range(150):  # 150 s of outage, ~900 lines a second in the real one
+                clock.now = float(second)
+                for _ in range(5):
+                    loggers["aiokafka"].error("Unable connect to node with id %s: %s", 1, "refused")
+                    loggers["aiokafka.consumer.fetcher"].error("Failed fetch messages from %s: %s", 1, "x")
+                loggers["aiokafka.consumer.group_coordinator"].error("Heartbeat failed: %r", "kept")
+            clock.now = 400.0  # quiet, then a new outage: its onset shows at once
+            loggers["aiokafka"].error("Unable to update metadata from %s", [1])
+    finally:
+        for name, logger in loggers.items():
+            logger.removeFilter(filters[name])
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    kept = [line for line in lines if line.startswith("Heartbeat failed")]
+    folded = [line for line in lines if not line.startswith("Heartbeat failed")]
+    assert len(kept) == 150  # other messages pass untouched
+    assert len(folded) == 4, folded  # onset, two summaries (at 60 s and 120 s), the next onset
+    assert "more such lines are folded" in folded[0] and "more such lines are folded" in folded[3]
+    assert "600 connection errors in the last 60s" in folded[1]
+    assert (
+        "Unable connect to node with id: 300" in folded[1] and "Failed fetch messages from: 300" in folded[1]
+    )

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from aiokafka import TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError, ProducerFenced
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ headers = st.lists(st.tuples(header_names, header_values), max_size=4)
 values = st.one_of(st.none(), st.binary(max_size=64), st.just(b"{}"), st.just(b'{"provider": "stripe"}'))
 keys = st.one_of(st.none(), st.binary(max_size=16))
 poison = st.lists(st.tuples(keys, values, headers), min_size=1, max_size=8)
+TOO_LARGE = MessageSizeTooLargeError()
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -162,10 +164,12 @@ def test_an_output_over_the_limit_is_replaced_by_a_bounded_record_before_sending
 def test_refused_batches_make_suspects_and_three_refusals_alone_replace_the_record() -> None:
     refusals = Refusals("q", limit=3)
     guilty, innocent = _out(1), _out(2)
-    refusals.refused(_Pending(TopicPartition("t", 0), 2, None, [guilty, innocent]), ValueError("too big"))  # type: ignore[arg-type]
+    refusals.refused(_Pending(TopicPartition("t", 0), 2, None, [guilty]), ProducerFenced())  # type: ignore[arg-type]
+    assert not refusals  # not the record's fault: nothing to remember
+    refusals.refused(_Pending(TopicPartition("t", 0), 2, None, [guilty, innocent]), TOO_LARGE)  # type: ignore[arg-type]
     assert refusals.prepare(guilty) == (guilty, True) and refusals.prepare(innocent) == (innocent, True)
     for _ in range(3):
-        refusals.refused(_Pending(TopicPartition("t", 0), 1, None, [guilty]), ValueError("too big"))  # type: ignore[arg-type]
+        refusals.refused(_Pending(TopicPartition("t", 0), 1, None, [guilty]), TOO_LARGE)  # type: ignore[arg-type]
     replaced, alone = refusals.prepare(guilty)
     assert replaced.topic == "q" and not alone
     assert "refused 3 times" in QuarantineRecord.model_validate_json(replaced.value or b"").detail
