@@ -127,7 +127,7 @@ def http_deliverer(settings: BreakwaterSettings) -> OutboundDeliverer:
 async def serve(settings: BreakwaterSettings, stop: asyncio.Event, metrics: Metrics | None = None) -> Metrics:
     """Run every loop until ``stop`` is set; the first loop to fail stops the others and re-raises."""
     fold_unreachable()  # a broker outage: one line a minute with counts, not ~900 ERROR lines a second
-    await ensure_topics(settings.kafka.servers, catalogue(settings))
+    await ensure_topics(settings.kafka.servers, catalogue(settings), raise_limits=False)  # operators' call
     metrics = Metrics() if metrics is None else metrics
     attach(settings, metrics)
     async with http_deliverer(settings) as deliverer:  # closes the clients' pools when the worker stops

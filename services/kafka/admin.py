@@ -107,10 +107,15 @@ async def _raise_limits(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) 
     return sorted(change.name for change in changes)
 
 
-async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], timeout: float = 30.0) -> EnsureResult:
+async def ensure_topics(
+    bootstrap: str, specs: Sequence[TopicSpec], timeout: float = 30.0, *, raise_limits: bool = True
+) -> EnsureResult:
     """Create missing topics, grow partition counts, raise size limits; never shrinks or deletes.
 
-    Safe to repeat. Existing topics get the catalogue's :data:`RAISED_CONFIGS` when theirs are lower.
+    Safe to repeat. Existing topics get the catalogue's :data:`RAISED_CONFIGS` when theirs are lower,
+    unless ``raise_limits`` is off: a worker leaves existing topics' configs to the operator (who may have
+    set them on purpose, and whose principal may be the only one allowed to alter them); a record such a
+    topic refuses becomes a bounded record (streams.batching.Refusals), never a loss.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     await admin.start()
@@ -145,7 +150,11 @@ async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec], timeout: flo
         }
         if grow:
             await admin.create_partitions(grow, timeout_ms=int(timeout * 1000))
-        reconfigured = await _raise_limits(admin, [spec for spec in specs if spec.name in existing])
+        reconfigured = (
+            await _raise_limits(admin, [spec for spec in specs if spec.name in existing])
+            if raise_limits
+            else []
+        )
         present = [name for name in existing if name not in grow]
         return EnsureResult(
             created=created, grown=sorted(grow), present=sorted(present), reconfigured=reconfigured
