@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -38,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from schemas.payload import MalformedPayload, parse_json
 from services.config import BreakwaterSettings, load_settings
 from services.errors import BreakwaterError
 from services.kafka.admin import cluster_size
@@ -204,10 +204,10 @@ def create_operator_app(
             raw += chunk
             if len(raw) > MAX_BODY_BYTES:
                 raise BodyTooLarge(f"body over {MAX_BODY_BYTES} bytes")
-        try:
-            data = json.loads(bytes(raw) or b"{}")
-        except (ValueError, RecursionError):
-            raise FilterError("body must be JSON") from None
+        try:  # the edge's strict parser: a lone surrogate or NaN would fail later, as a 500
+            data = parse_json(bytes(raw) or b"{}")
+        except MalformedPayload as exc:
+            raise FilterError(f"body is not strict JSON: {exc}") from None
         if not isinstance(data, dict):
             raise FilterError("body must be a JSON object")
         reject_unknown(data, accepted)

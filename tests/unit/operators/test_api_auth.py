@@ -60,7 +60,7 @@ async def test_bad_requests_with_the_token_are_400_with_the_reason() -> None:
         bad_state = await http.get("/dlq", params={"state": "lost"}, headers=bearer)
         assert bad_state.status_code == 400 and "state must be one of" in bad_state.json()["error"]
         not_json = await http.post("/dlq/replay", content=b"{", headers=bearer)
-        assert not_json.status_code == 400 and not_json.json() == {"error": "body must be JSON"}
+        assert not_json.status_code == 400 and not_json.json()["error"].startswith("body is not strict JSON")
         bad_ids = await http.post("/dlq/replay", json={"ids": "abc"}, headers=bearer)
         assert bad_ids.status_code == 400
 

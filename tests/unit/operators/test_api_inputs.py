@@ -183,6 +183,19 @@ def test_bodies_that_are_no_object_too_deep_or_too_large() -> None:
     assert HTTP.post("/dlq/discard", content=huge, headers=BEARER).status_code == 413
 
 
+def test_bodies_that_only_a_lax_parser_reads_are_400_not_500() -> None:
+    """A lone surrogate in ``by`` or ``notes`` (encoded later), a NaN, a BOM: refused, as the edge does."""
+    for path, content in [
+        ("/dlq/replay", rb'{"ids": ["x"], "by": "\ud800"}'),
+        ("/dlq/discard", rb'{"ids": ["x"], "notes": "\udfff"}'),
+        ("/dlq/replay", b'{"limit": NaN}'),
+        ("/dlq/replay", b'\xef\xbb\xbf{"all": true}'),
+    ]:
+        answer = HTTP.post(path, content=content, headers=BEARER)
+        assert answer.status_code == 400, (path, content, answer.text)
+        assert answer.json()["error"].startswith("body is not strict JSON"), answer.json()
+
+
 # What clients send: real names, near misses, random names; values of every JSON type, ages of any size.
 NAMES = st.sampled_from(sorted({n for names in FIELDS.values() for n in names} | {"error", "state", "x"}))
 AGES = st.from_regex(r"\A[0-9]{1,25}(\.[0-9]{1,4})?[smhdw]\Z")
@@ -191,7 +204,7 @@ SCALARS = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(),
+    st.floats(allow_nan=False, allow_infinity=False),  # JSON has neither: refused whole, listed above
     st.text(max_size=20),
     st.sampled_from(["github", "stripe", "http_500", "sink", "all", "dead", "active", "0", "5"]),
     TIMES,
