@@ -1,7 +1,7 @@
 """Waiting for the pipeline to finish the flood's work: counted at the outputs, not from lag.
 
-Consumer lag never reaches zero on transactional topics (each commit leaves a marker past the last
-record), so "lag is 0" cannot say the work is done. Instead this tails the outputs (the events topic,
+Lag says what waits at an input, not which webhooks reached an end, so "lag is 0" cannot say that
+every accepted webhook was accounted for. Instead this tails the outputs (the events topic,
 the DLQ and the simulator's log) and counts, for every accepted webhook and every destination it is
 routed to, whether it reached an end (delivered or dead-lettered). The drain is over when none remain.
 """
