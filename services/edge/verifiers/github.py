@@ -3,9 +3,9 @@
 GitHub sends no timestamp, so there is no freshness check, and the signature does not cover
 ``X-GitHub-Delivery``: replays are caught by dedup on a digest of the body (``providers.X.dedup``,
 streams/dedup_store.py), a resend with its delivery id as a duplicate. A webhook may be
-``application/json`` or ``application/x-www-form-urlencoded`` with the JSON in a ``payload`` field; the signature covers
-the raw body either way. The event type is ``X-GitHub-Event``, plus ``.{action}`` when the payload
-has one (``issues.opened``), so routes can tell actions apart.
+``application/json`` or ``application/x-www-form-urlencoded`` with the JSON in a ``payload`` field;
+the signature covers the raw body either way. The event type is ``X-GitHub-Event``, plus
+``.{action}`` when the payload has one (``issues.opened``), so routes can tell actions apart.
 """
 
 from __future__ import annotations
