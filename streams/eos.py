@@ -449,6 +449,10 @@ class TransactionalLoop:
                 for item, result in zip(pending, results, strict=True)
                 if isinstance(result, BaseException)
             ]
+            for _, error in failures:
+                if isinstance(error, ProducerFenced):
+                    # another process took this transactional id: renewing would fence it back, for ever
+                    raise error
             if failures:
                 raise OutputsRefused(failures)
             await producer.commit_transaction()
