@@ -102,3 +102,35 @@ async def test_a_refused_output_still_renews_the_producer() -> None:
     loop._inflight = asyncio.create_task(loop._commit([], {}, None))  # type: ignore[arg-type]
     assert await loop.settle() is False
     assert renewed == [True] and loop.refused == 1
+
+
+class FailingRestore(Handler):
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.opened: set[TopicPartition] = set()
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise Exception("IO error: lock hold by current process")  # what rocksdict raises
+        self.opened |= partitions
+
+
+async def test_a_store_that_fails_to_open_leaves_its_partition_paused_unopened_and_retried() -> None:
+    loop = await loop_with([])
+    loop.handler = handler = FailingRestore(failures=1)
+    paused: set[TopicPartition] = set()
+    consumer = loop._consumer
+    consumer.assignment = lambda: {TP}  # type: ignore[method-assign]
+    consumer.pause = lambda *tps: paused.update(tps)  # type: ignore[method-assign]
+    consumer.resume = lambda *tps: paused.difference_update(tps)  # type: ignore[method-assign]
+
+    async def stable(partitions: set[TopicPartition]) -> None:
+        pass
+
+    loop.wait_until_stable = stable  # type: ignore[method-assign]
+    await loop.open_partitions({TP})  # must not raise: aiokafka's listener would swallow it
+    assert loop.unopened == {TP} and paused == {TP} and loop.restore_failures == 1
+    assert "lock hold" in (loop.kafka_error or "")
+    await loop.open_partitions(set(loop.unopened))  # the retry _step makes once the backoff is due
+    assert handler.opened == {TP} and not loop.unopened and not paused and loop.kafka_error is None
