@@ -56,20 +56,6 @@ FORWARDED_FROM_HEADER = "bw-dedup-forwarded-from"
 """Added to a record forwarded to the partition that owns its identity: the partition it came from."""
 
 
-async def partition_count(bootstrap: str, topic: str) -> int:
-    """How many partitions ``topic`` has (dedup identities map onto them), from the cluster's metadata."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        cluster = await consumer._client.fetch_all_metadata()  # aiokafka keeps no public reader of it
-    finally:
-        await consumer.stop()
-    partitions = cluster.partitions_for_topic(topic)
-    if not partitions:
-        raise BreakwaterError(f"topic {topic} has no partitions in the cluster's metadata")
-    return len(partitions)
-
-
 def _forwarded(record: Record) -> tuple[tuple[str, bytes], ...]:
     """Headers worth keeping after dedup: the trace context, not the edge signature (checked here)."""
     return tuple((name, value) for name, value in record.headers if name == TRACEPARENT_HEADER)
@@ -110,7 +96,7 @@ class DedupHandler:
         """``providers``: each configured provider's dedup mode (a bare set: ``event_id`` for all).
 
         ``inbound_partitions`` fixes the inbound partition count; by default it is read from the
-        cluster before the first batch after each assignment.
+        cluster on each assignment, with the restore (so a failure is retried like one).
         """
         self._bootstrap = bootstrap
         self._topics = topics
@@ -138,6 +124,8 @@ class DedupHandler:
         )
         await restorer.start()
         try:
+            if not self._fixed_partitions:  # here, not in handle: open_partitions retries a failure
+                self._partitions = await self._inbound_partitions(restorer)
             for partition in mine:
                 store = self.stores.get(partition) or self._open(partition)
                 self.stores[partition] = store
@@ -146,6 +134,14 @@ class DedupHandler:
         finally:
             # bounded: a restorer that never got an assignment can hang in stop() (aiokafka 0.14)
             await asyncio.wait_for(restorer.stop(), RESTORER_STOP_SECONDS)
+
+    async def _inbound_partitions(self, consumer: AIOKafkaConsumer) -> int:
+        """How many partitions the inbound topic has (dedup identities map onto them)."""
+        cluster = await consumer._client.fetch_all_metadata()  # aiokafka keeps no public reader of it
+        partitions = cluster.partitions_for_topic(self._topics.inbound)
+        if not partitions:
+            raise BreakwaterError(f"topic {self._topics.inbound} has no partitions in the cluster's metadata")
+        return len(partitions)
 
     def _open(self, partition: int) -> PartitionStore:
         return PartitionStore(self._state_dir / f"dedup-{partition}", self.memory)
@@ -164,12 +160,10 @@ class DedupHandler:
         A partition whose store is not open (its restore failed) is given back unprocessed: the loop
         keeps such partitions paused until a restore succeeds, this is the last line of defence.
         """
-        if not self._partitions:
-            self._partitions = await partition_count(self._bootstrap, self._topics.inbound)
         outcome = Outcome()
         for tp, records in batch.items():
             store = self.stores.get(tp.partition)
-            if store is None:
+            if store is None or not self._partitions:
                 log.warning("dedup state of %s is not restored; its records wait", tp)
                 outcome.stop_at[tp] = records[0].offset
                 outcome.resume_at[tp] = asyncio.get_running_loop().time() + UNOPENED_RETRY_SECONDS

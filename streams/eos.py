@@ -167,6 +167,8 @@ class TransactionalLoop:
         self.refused = 0
         self.failed = 0
         """Transactions aborted because the broker refused outputs, or for another Kafka failure."""
+        self.restore_failures = 0
+        """Attempts to open (restore) assigned partitions that failed; each is retried with backoff."""
         self.unopened: set[TopicPartition] = set()
         """Assigned partitions whose handler could not open them yet (paused until it does)."""
         self.kafka_error: str | None = None
@@ -323,7 +325,8 @@ class TransactionalLoop:
         """Let the handler open (restore) ``partitions``; on failure pause them and retry later.
 
         Called with the lock held, from the rebalance listener and from :meth:`_step`. Never raises a
-        Kafka or restore failure: aiokafka would swallow it and fetch from partitions never opened.
+        Kafka or restore failure (any ``Exception``: rocksdict raises bare ones for a held lock or a
+        corrupt OPTIONS file): aiokafka would swallow it and fetch from partitions never opened.
         """
         partitions &= self._consumer.assignment()
         if not partitions:
@@ -332,15 +335,16 @@ class TransactionalLoop:
         try:
             await self.wait_until_stable(partitions)
             await self.handler.on_assigned(partitions)
-        except (KafkaError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # Kafka away, or RocksDB refusing to open (rocksdict raises bare Exception)
+            self.restore_failures += 1
             self.unopened = set(partitions)
             self._consumer.pause(*partitions)
             wait = self._restore_backoff.failed()
             self.kafka_error = f"opening partitions failed: {type(exc).__name__}: {exc}"
             log.warning(
-                "%s: opening %d partition(s) failed (%s: %s); retrying in %.1fs",
+                "%s: opening partition(s) %s failed (%s: %s); retrying in %.1fs",
                 self.config.name,
-                len(partitions),
+                ", ".join(f"{tp.topic}-{tp.partition}" for tp in sorted(partitions)),
                 type(exc).__name__,
                 exc,
                 wait,
@@ -449,6 +453,10 @@ class TransactionalLoop:
                 for item, result in zip(pending, results, strict=True)
                 if isinstance(result, BaseException)
             ]
+            for _, error in failures:
+                if isinstance(error, ProducerFenced):
+                    # another process took this transactional id: renewing would fence it back, for ever
+                    raise error
             if failures:
                 raise OutputsRefused(failures)
             await producer.commit_transaction()

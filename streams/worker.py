@@ -111,7 +111,14 @@ def build_loops(
             loop(
                 f"retry-{tier.name}",
                 topics.retry(tier.name),
-                RetryHandler(tier=tier.name, topics=topics, metrics=metrics),
+                RetryHandler(
+                    tier=tier.name,
+                    topics=topics,
+                    metrics=metrics,
+                    delay_seconds=tier.delay_seconds,
+                    jitter=pipeline.retry_jitter,
+                    providers=settings.provider_names,
+                ),
                 fetch_bytes=RETRY_FETCH_BYTES,
             )
         )

@@ -21,7 +21,7 @@ from streams.dedup import FORWARDED_FROM_HEADER, DedupHandler
 from streams.dedup_store import Entry, Origin, dedup_identity, murmur2, owner_partition
 from streams.metrics import Metrics
 from tests.support.pipeline import envelope
-from tests.unit.streams.records import SIGNER, TOPICS, Clock, record, signed
+from tests.unit.streams.records import INBOUND, SIGNER, TOPICS, Clock, dedup_handler, record, signed
 
 MODES: tuple[DedupMode, ...] = get_args(DedupMode)
 
@@ -248,3 +248,16 @@ def test_forwarded_and_replayed_bodies_are_on_metrics_beside_the_other_dedup_cou
     assert "breakwater_pipeline_forwarded_total" in scraped
     assert "breakwater_pipeline_replayed_bodies_total" in scraped
     assert "dedup.forwarded=7" in metrics.line() and "dedup.replayed_body=2" in metrics.line()
+
+
+async def test_a_batch_before_the_partition_count_is_known_waits_and_never_calls_kafka(
+    tmp_path: Path,
+) -> None:
+    """The count is read in on_assigned (retried with backoff), never from handle: no KafkaError there."""
+    dedup, metrics = dedup_handler(tmp_path, Clock())
+    dedup._fixed_partitions = dedup._partitions = 0  # as after on_revoked, count read from the cluster
+    dedup._bootstrap = "localhost:1"  # nothing listens: contacting Kafka here would raise
+    outcome = await dedup.handle({INBOUND: [signed(envelope("stripe", "evt_1"), offset=4)]})
+    dedup.stores[0].close()
+    assert outcome.records == [] and outcome.stop_at == {INBOUND: 4} and INBOUND in outcome.resume_at
+    assert metrics["dedup.new"] == 0

@@ -274,10 +274,14 @@ async def test_retry_tier_forwards_due_records_and_stops_at_the_first_not_due() 
             key=e.key.encode(),
             offset=10 + i,
             tp=tp,
+            timestamp=int(now.timestamp() * 1000),
         )
         for i, (e, nb) in enumerate(zip(items, due, strict=True))
     ]
-    outcome = await RetryHandler(tier="a", topics=TOPICS, metrics=Metrics()).handle({tp: records})
+    retry = RetryHandler(
+        tier="a", topics=TOPICS, metrics=Metrics(), delay_seconds=30, jitter=0.1, providers=["stripe"]
+    )
+    outcome = await retry.handle({tp: records})
     assert [(o.topic, o.key, dict(o.headers)) for o in outcome.records] == [
         (READY, b"stripe:e0", {DESTINATION_HEADER: b"hook"}),
         (READY, b"stripe:e1", {DESTINATION_HEADER: b"hook"}),
