@@ -130,7 +130,9 @@ async def test_retry_quarantines_unreadable_records_and_never_raises(
     records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]],
 ) -> None:
     tp = TopicPartition(TOPICS.retry("a"), 0)
-    retry = RetryHandler(tier="a", topics=TOPICS, metrics=Metrics())
+    retry = RetryHandler(
+        tier="a", topics=TOPICS, metrics=Metrics(), delay_seconds=10, jitter=0.1, providers=["stripe"]
+    )
     batch = [record(v, key=k, headers=h, offset=i, tp=tp) for i, (k, v, h) in enumerate(records)]  # type: ignore[arg-type]
     outcome = await retry.handle({tp: batch})
     assert [out.topic for out in outcome.records] == [TOPICS.quarantine] * len(records)
