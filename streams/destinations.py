@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Protocol, Self
+from urllib.parse import quote
 
 import httpx
 
@@ -39,6 +40,17 @@ from services.telemetry import child_traceparent
 CIRCUIT_OPEN = "circuit_open"
 RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 """What the pipeline has always retried: 408, 429 and every 5xx; other 4xx dead-letter at once."""
+
+
+def header_safe(value: str) -> str:
+    """``value`` as an HTTP header value: percent-encoded (UTF-8) when it is not printable ASCII.
+
+    Event types come from the provider's body ("café"); httpx refuses a non-ASCII header value, which
+    made the delivery raise for every attempt.
+    """
+    if value.isascii() and value.isprintable():
+        return value
+    return quote(value, safe=":/@!$&'()*+,;=")  # readable ASCII stays as it is
 
 
 class RetryableDelivery(RetryableError):
@@ -154,8 +166,8 @@ class OutboundDeliverer:
     async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination) -> None:
         headers = {
             "content-type": envelope.content_type,
-            "x-breakwater-event-type": envelope.event_type,
-            "x-breakwater-envelope-id": envelope.id,
+            "x-breakwater-event-type": header_safe(envelope.event_type),
+            "x-breakwater-envelope-id": header_safe(envelope.id),
             "x-breakwater-attempt": str(envelope.attempt + 1),
             # One webhook is one trace: the destination sees the edge's trace id, under a span of its own.
             "traceparent": child_traceparent(envelope.trace_parent),
@@ -165,7 +177,7 @@ class OutboundDeliverer:
             response = await client.request(
                 "POST",
                 destination.url,
-                idempotency_key=envelope.key,
+                idempotency_key=header_safe(envelope.key),
                 content=envelope.body,
                 headers=headers,
             )

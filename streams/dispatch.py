@@ -203,7 +203,10 @@ class DispatchHandler(StatelessHandler):
                 async with lane.slot(self._provider_bucket):
                     if not called and loop.time() > deadline:
                         return None
-                    outs.append(self._to_kafka(envelope, name, tp))
+                    try:
+                        outs.append(self._to_kafka(envelope, name, tp))
+                    except Exception as exc:  # this destination only: the others keep their outputs
+                        outs.append(self._unprocessable_at(envelope, name, exc, tp))
                 continue
             wait_until = min(loop.time() + destination.max_inline_wait_seconds, deadline)
             try:
@@ -219,9 +222,24 @@ class DispatchHandler(StatelessHandler):
                 if retry_after is not None:
                     lane.cool_down(retry_after)
                 outs.append(self._failed(envelope, name, exc, tp))
+            except Exception as exc:  # a bug or an input no one foresaw, at this destination only
+                outs.append(self._unprocessable_at(envelope, name, exc, tp))
             else:
                 self._metrics.delivered(name, envelope.received_at)
         return outs
+
+    def _unprocessable_at(
+        self, envelope: WebhookEnvelope, name: str, exc: Exception, tp: TopicPartition
+    ) -> Out:
+        """Dead-letter ``envelope`` for destination ``name`` only, naming the exception; a replay goes there.
+
+        Guarding the whole record instead would throw away what its other destinations already got
+        (outputs built, endpoints called) and leave a dead letter that names no destination.
+        """
+        if is_infrastructure(exc):
+            raise exc
+        log.error("dispatch of %s to %s raised %s", envelope.key, name, reason_of(exc))
+        return self._failed(envelope, name, PermanentDelivery("unprocessable", reason_of(exc)), tp)
 
     def _to_kafka(self, envelope: WebhookEnvelope, name: str, tp: TopicPartition) -> Out:
         destination = self._destinations[name]

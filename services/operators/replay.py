@@ -33,6 +33,7 @@ from services.operators.dlq_index import DlqEntry, latest_marks
 from services.operators.marks import DlqMark
 from services.operators.reader import read_snapshot, wait_until_stable
 from services.operators.topics import OperatorTopics
+from streams.poison import UNROUTED
 
 __all__ = [
     "DESTINATION_HEADER",
@@ -96,8 +97,9 @@ def replay_record(
     )
     value = envelope.model_copy(update={"errors": [*envelope.errors, marker]}).model_dump_json().encode()
     headers: Headers = signer.sign(value) if signer else []
+    if dead.destination != UNROUTED:  # a record that failed before routing is routed afresh
+        headers.append((DESTINATION_HEADER, dead.destination.encode()))
     headers += [
-        (DESTINATION_HEADER, dead.destination.encode()),
         (REPLAY_OF_HEADER, dead.id.encode()),
         (REPLAYED_BY_HEADER, by.encode()),
         (REPLAYED_AT_HEADER, at.isoformat().encode()),

@@ -12,6 +12,7 @@ from services.operators.replay import replay_record
 from services.operators.topics import OperatorTopics
 from services.operators.views import decode_body, entry_detail
 from streams.dispatch import DESTINATION_HEADER
+from streams.poison import UNROUTED
 from streams.policy import failures_at
 from tests.unit.operators.deadletters import dead_letter, dlq_records
 
@@ -66,3 +67,11 @@ def test_detail_holds_the_whole_record() -> None:
     assert detail["envelope"]["event_id"] == "evt_stripe_1" and "body" not in detail["envelope"]
     assert detail["key"] == "stripe:evt_stripe_1"
     assert detail["mark"] is None and detail["state"] == "dead"
+
+
+def test_a_dead_letter_that_failed_before_routing_is_replayed_to_its_routes() -> None:
+    """An ``unprocessable`` dead letter names no destination: its replay must route, not re-dead-letter."""
+    dead = dead_letter("github", 4, destination=UNROUTED, attempts=1)
+    entry = DlqIndex.build(dlq_records([dead]), []).entries[dead.id]
+    _, _, _, headers = replay_record(entry, OperatorTopics(prefix="t."), by="bob", at=AT, signer=None)
+    assert DESTINATION_HEADER not in dict(headers)

@@ -453,3 +453,29 @@ async def test_records_whose_turn_comes_after_the_time_budget_wait_for_the_next_
     assert slow.calls == [e.key for e in items[:kept]]  # in order, none past the first deferred
     assert [out.key for out in outcome.records] == [e.key.encode() for e in items[:kept]]  # their events only
     assert metrics["dispatch.deferred"] == len(items) - kept
+
+
+async def test_a_destination_that_raises_dead_letters_there_only_and_the_others_keep_their_outputs() -> None:
+    """An exception no one foresaw at one destination must not throw away the record's other outputs."""
+    dispatch, _ = handler(FakeDeliverer(ValueError("something no one foresaw")))
+    outs = await run(dispatch, ready(envelope("stripe", "e1", "charge.succeeded")))
+    assert [topic for topic, _ in outs] == ["webhooks.events", TOPICS.dlq]
+    dead = outs[1][1]
+    assert isinstance(dead, DeadLetter) and dead.destination == "hook"
+    assert dead.final_error.error_class == "unprocessable"
+    assert "ValueError: something no one foresaw" in dead.final_error.message
+
+
+async def test_a_non_ascii_event_type_is_delivered_in_a_header_httpx_accepts() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    destination = HttpDestination(url="http://dest/hook")
+    async with mock_deliverer(answer, destination) as deliverer:
+        await deliverer.deliver(envelope("stripe", "evt_é", "café.créé"), destination)
+    [request] = seen
+    assert request.headers["x-breakwater-event-type"] == "caf%C3%A9.cr%C3%A9%C3%A9"
+    assert request.headers["idempotency-key"] == "stripe:evt_%C3%A9"  # stable, and unique per key
