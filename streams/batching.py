@@ -32,11 +32,13 @@ from streams.poison import OUTPUT_MAX_BYTES, bounded, output_bytes, reason_of
 RECORD_ERRORS = (
     Errors.MessageSizeTooLargeError,
     Errors.RecordListTooLargeError,
-    Errors.CorruptRecordException,
-    Errors.InvalidTimestampError,
     Errors.UnsupportedForMessageFormatError,
 )
-"""What the broker answers about a record batch itself: the same records get the same answer again."""
+"""What the broker answers about a record batch itself: the same records get the same answer again.
+
+Not InvalidTimestampError: timestamps are the producer's clock, so it means clock skew, and replacing
+every record after three refusals would lose their bodies. Not CorruptRecordException: aiokafka retries
+it, so a transactional producer never fails a future with it."""
 REFUSALS_BEFORE_REPLACING = 3
 """Times the broker may refuse one output, sent alone, before it is replaced by its bounded record."""
 
@@ -63,7 +65,9 @@ class Refusals:
     def __init__(self, quarantine_topic: str | None, limit: int = REFUSALS_BEFORE_REPLACING) -> None:
         self.quarantine_topic = quarantine_topic
         self.limit = limit
-        self.strikes: dict[Origin, tuple[int, str]] = {}
+        self.strikes: dict[Origin, dict[str, tuple[int, str]]] = {}
+        """Refusals by input record, then by the output's topic: one refused output (a ready record)
+        must not replace the record's other outputs (its changelog entry, its other destinations)."""
         self.replaced = 0
 
     def __bool__(self) -> bool:
@@ -80,9 +84,10 @@ class Refusals:
         for out in item.outs:
             if out.origin is None:
                 continue
-            count, _ = self.strikes.get(out.origin, (0, ""))
+            by_topic = self.strikes.setdefault(out.origin, {})
+            count, _ = by_topic.get(out.topic, (0, ""))
             # a batch of many proves nothing about each one: it makes them suspects (count 0)
-            self.strikes[out.origin] = (count + 1 if len(item.outs) == 1 else count, reason_of(exc))
+            by_topic[out.topic] = (count + 1 if len(item.outs) == 1 else count, reason_of(exc))
 
     def prepare(self, out: Out) -> tuple[Out, bool]:
         """``out`` or its bounded replacement, and whether it must travel in a batch of its own."""
@@ -92,7 +97,8 @@ class Refusals:
             self.replaced += 1
             detail = f"{output_bytes(out)} bytes for {out.topic}: over the record limit {OUTPUT_MAX_BYTES}"
             return bounded(out, self.quarantine_topic, detail), False
-        count, reason = self.strikes.get(out.origin, (0, "")) if out.origin else (0, "")
+        by_topic = self.strikes.get(out.origin, {}) if out.origin else {}
+        count, reason = by_topic.get(out.topic, (0, ""))
         if count >= self.limit:
             self.replaced += 1
             return bounded(

@@ -163,6 +163,17 @@ def test_an_output_over_the_limit_is_replaced_by_a_bounded_record_before_sending
     assert len(replaced.value or b"") < 4096 < RECORD_MAX_BYTES
 
 
+def test_a_refused_output_replaces_only_itself_not_the_other_outputs_of_its_record() -> None:
+    """A ready record the broker refuses must not take its changelog entry (same input) with it."""
+    refusals = Refusals("q", limit=3)
+    ready = Out("ready", b"k", b"v", origin=("src", 0, 7))
+    changelog = Out("changelog", b"k", b"entry", origin=("src", 0, 7))
+    for _ in range(3):
+        refusals.refused(_Pending(TopicPartition("ready", 0), 1, None, [ready]), TOO_LARGE)  # type: ignore[arg-type]
+    assert refusals.prepare(ready)[0].topic == "q"
+    assert refusals.prepare(changelog) == (changelog, True)  # a suspect, sent alone, but kept whole
+
+
 def test_refused_batches_make_suspects_and_three_refusals_alone_replace_the_record() -> None:
     refusals = Refusals("q", limit=3)
     guilty, innocent = _out(1), _out(2)
