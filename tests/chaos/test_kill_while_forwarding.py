@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ import pytest
 
 from schemas.envelope import WebhookEnvelope
 from schemas.producer import encode_envelope
+from services.config import BreakwaterSettings
+from services.operators.stats import consumer_lag
+from services.operators.topics import QueueGroup
 from streams.dedup import FORWARDED_FROM_HEADER
 from streams.dedup_store import dedup_identity, owner_partition
 from streams.worker import signer_for
@@ -30,6 +34,30 @@ PARTITIONS = 4
 def identity_of(item: WebhookEnvelope) -> bytes:
     mode = "body" if item.provider == "github" else "event_id"
     return dedup_identity(mode, item.key.encode(), item.provider, item.body)
+
+
+def forwards_due(produced: list[tuple[bytes, bytes, list[tuple[str, bytes]]]], landed: list[int]) -> int:
+    """How many of ``produced`` landed off the partition that owns their dedup identity."""
+    return sum(
+        1
+        for (_, value, _), partition in zip(produced, landed, strict=True)
+        if partition != owner_partition(identity_of(WebhookEnvelope.model_validate_json(value)), PARTITIONS)
+    )
+
+
+async def dedup_drained(settings: BreakwaterSettings, inbound: str, total: int, timeout: float = 180) -> None:
+    """Wait until ``inbound`` holds ``total`` committed records and dedup's group has committed past them."""
+    queue = QueueGroup(group=f"{settings.pipeline.app_id}-dedup", topic=inbound)
+    deadline = time.monotonic() + timeout
+    async with CommittedReader(settings.kafka.servers, inbound) as reader:
+        while True:
+            await reader.poll()
+            backlog = sum(lag.lag for lag in await consumer_lag(settings.kafka.servers, [queue]))
+            if len(reader.records) >= total and backlog == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"inbound {len(reader.records)}/{total} records, dedup lag {backlog}")
+            await asyncio.sleep(0.5)  # the group's committed offset is a broker-side figure: poll it
 
 
 async def test_kill_nine_mid_forwarding_keeps_exactly_one_delivery_per_identity(
@@ -81,6 +109,10 @@ async def test_kill_nine_mid_forwarding_keeps_exactly_one_delivery_per_identity(
                 worker.start()
             landed.extend(await gateway(later))
             await events.until(lambda r: len(r.records) >= len(expected), 180, "every event")
+            # The worker runs until it has forwarded and judged every record, resends included:
+            # stopping it once the events were complete cut off the later records on a slow machine.
+            should_forward = forwards_due(records + later, landed)
+            await dedup_drained(settings, topics.inbound, len(records + later) + should_forward)
             await events.settle(3.0)
         finally:
             worker.stop()
@@ -98,11 +130,6 @@ async def test_kill_nine_mid_forwarding_keeps_exactly_one_delivery_per_identity(
     assert set(judged) == expected and max(judged.values()) == 1  # each identity once, none lost
     # every record produced off its owner's partition was forwarded exactly once, kills or not
     produced = records + later
-    should_forward = sum(
-        1
-        for (_, value, _), partition in zip(produced, landed, strict=True)
-        if partition != owner_partition(identity_of(WebhookEnvelope.model_validate_json(value)), PARTITIONS)
-    )
     async with CommittedReader(settings.kafka.servers, topics.inbound) as inbound:
         await inbound.until(lambda r: len(r.records) >= len(produced) + should_forward, 60, "inbound")
         await inbound.settle(1.0)
