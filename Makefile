@@ -16,10 +16,10 @@ help: ## Show the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,tooling]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-venv: $(STAMP) ## Create .venv and install Breakwater with its test extras
+venv: $(STAMP) ## Create .venv and install Breakwater with its test and tooling extras (flood, benchmarks)
 
 kafka-jars: venv ## Fetch the Apache Kafka jars from Maven Central (cached in ~/.cache/breakwater)
 	$(BW) kafka fetch
@@ -42,10 +42,10 @@ test-chaos: venv kafka-jars ## Kill-and-restart tests on a real broker
 test-scale: venv kafka-jars ## Scale-out: three brokers, two edges, several workers; a broker or worker lost mid-storm
 	$(BIN)/pytest tests/scale -m scale
 
-lint: venv ## ruff and mypy --strict
+lint: venv ## ruff check, ruff format --check, mypy --strict over the code, the tests and the benchmarks
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services schemas streams
+	$(BIN)/mypy services schemas streams tests benchmarks
 
 schemas: venv ## Regenerate the committed JSON Schema files from the models
 	$(BW) schemas export

@@ -1,8 +1,11 @@
-"""The baseline: an ASGI app that reads the body and answers 202 without any work."""
+"""The baseline: an ASGI app that reads the body and answers 202 without any work.
+
+Run by :mod:`benchmarks.bench_edge` as its own process, under the same uvicorn as the edge.
+"""
 
 from __future__ import annotations
 
-import sys
+import argparse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,14 +31,25 @@ async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send
     await send({"type": "http.response.body", "body": body})
 
 
-if __name__ == "__main__":
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bare_asgi", description=(__doc__ or "").splitlines()[0]
+    )
+    parser.add_argument("port", type=int)
+    parser.add_argument("processes", type=int, nargs="?", default=1, help="uvicorn workers, as the edge's")
+    args = parser.parse_args()
     uvicorn.run(
-        app,
+        "benchmarks.bare_asgi:app" if args.processes > 1 else app,  # workers need an import string
         host="127.0.0.1",
-        port=int(sys.argv[1]),
+        port=args.port,
+        workers=args.processes,
         loop="uvloop",
         http="httptools",
         lifespan="off",
         access_log=False,
         log_level="warning",
     )
+
+
+if __name__ == "__main__":
+    main()

@@ -126,7 +126,15 @@ def main() -> None:
     run(figures, "-m", "benchmarks.bench_pipeline", "--events", "100000" if args.quick else "1000000")
     run(figures, "-m", "benchmarks.bench_outbound")
     report = work / "flood-report.json"
-    run(figures, "-m", "services.flood", "--report", str(report), *(["--scale", "0.2"] if args.quick else []))
+    run(
+        figures,
+        "-m",
+        "services.cli.main",
+        "flood",
+        "--report",
+        str(report),
+        *(["--scale", "0.2"] if args.quick else []),
+    )
     data = json.loads(figures.read_text()) if figures.exists() else {}
     flood = json.loads(report.read_text()) if report.exists() else None
     Console(width=140).print(table(data, flood))

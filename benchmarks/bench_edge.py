@@ -26,9 +26,9 @@ from benchmarks.cpu import CpuMeter, CpuUse
 from benchmarks.figures import record
 from benchmarks.loadgen import LoadResult, render_post, run_load
 from services.cli.sample import signed_sample
-from services.config import LocalKafkaSettings, bootstrap_from_env, load_settings
+from services.config import bootstrap_from_env, load_settings
 from services.kafka.admin import ensure_topics
-from services.kafka.local import LocalKafka, fetch_jars, free_ports
+from services.kafka.local import free_ports, start_fresh_broker
 from services.shutdown import SigtermUnwinds
 
 STRIPE_SECRET = "whsec_bench_secret"
@@ -77,15 +77,7 @@ def main() -> None:
     broker = None
     bootstrap = bootstrap_from_env()
     if not bootstrap:
-        local = LocalKafkaSettings()
-        kafka_port, controller_port = free_ports(2)
-        broker = LocalKafka(
-            libs=fetch_jars(local.version, local.cache_dir),
-            home=work / "kafka",
-            port=kafka_port,
-            controller_port=controller_port,
-        )
-        broker.start()
+        broker = start_fresh_broker(work / "kafka", heap="1g")
         bootstrap = broker.bootstrap
     config = work / "bench.toml"
     config.write_text(f'[providers.stripe]\nsecrets = ["{STRIPE_SECRET}"]\n')

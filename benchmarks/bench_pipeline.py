@@ -26,20 +26,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.figures import record
+from benchmarks.harness import WorkerProcess, create_topics, envelope, pipeline_config, produce, settings_of
 from schemas.topics import TopicSpec
 from services.config import PipelineSettings, bootstrap_from_env
 from services.kafka.admin import ensure_topics
+from services.kafka.local import start_fresh_broker
 from services.shutdown import SigtermUnwinds
 from streams.eos import PRODUCER_MAX_BATCH_BYTES, PRODUCER_RETRY_BACKOFF_MS
-from tests.conftest import start_local_broker
-from tests.support.pipeline import (
-    WorkerProcess,
-    create_topics,
-    envelope,
-    pipeline_config,
-    produce,
-    settings_of,
-)
 
 
 async def committed(admin: AIOKafkaAdminClient, group: str) -> int:
@@ -170,10 +163,11 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # start-up retries are noise here
     bootstrap = bootstrap_from_env()
-    broker = None if bootstrap else start_local_broker(Path(tempfile.mkdtemp(prefix="bench-kafka-")))
+    broker = None if bootstrap else start_fresh_broker(Path(tempfile.mkdtemp(prefix="bench-kafka-")))
     try:
+        servers = bootstrap or (broker.bootstrap if broker else "")
         # the same event loop as the worker's (uvloop), so only the work differs
-        uvloop.run(run(bootstrap or broker.bootstrap, args.events, args.duplicates, args.batch))  # type: ignore[union-attr]
+        uvloop.run(run(servers, args.events, args.duplicates, args.batch))
     finally:
         if broker is not None:
             broker.stop()

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import psutil  # type: ignore[import-untyped,unused-ignore]  # stubs: types-psutil
+import psutil
 
 
 def cpu_seconds(pid: int, *, children: bool = True) -> float:

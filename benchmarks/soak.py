@@ -75,7 +75,7 @@ def main() -> None:
     send = flood * 1.5  # the flood's schedule: a third of the time normal, then the flood
     scale = args.rate * flood / 30_000  # lift the flood's count cap to rate x duration
     report_path = Path(tempfile.mkdtemp(prefix="soak-")) / "soak-report.json"
-    command = ["-m", "services.flood", "--report", str(report_path), "--duration", str(send)]
+    command = ["-m", "services.cli.main", "flood", "--report", str(report_path), "--duration", str(send)]
     command += ["--rate", str(args.rate / 100 / scale), "--scale", str(scale), "--drain", "60"]
     command += ["--keep-temp"]  # the worker's and edge's logs: a soak that grows or stalls needs them
     run_to_end([sys.executable, *command])

@@ -1,6 +1,7 @@
 """Fixtures shared by every suite: one real Kafka broker per test run, started here and stopped here.
 
-The broker is the project's own embedded default (official jars on the JVM, see services/kafka/local.py).
+The broker is the project's own embedded default (official jars on the JVM), started by
+:func:`services.kafka.local.start_fresh_broker` as the flood and the benchmarks start theirs.
 Set BREAKWATER_TEST_BOOTSTRAP to run the suites against a broker you started yourself; where a Docker
 engine answers, BREAKWATER_TEST_DOCKER=1 uses testcontainers' Kafka module instead.
 """
@@ -15,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from services.config import LocalKafkaSettings
-from services.kafka.local import LocalKafka, LocalKafkaError, fetch_jars, free_ports
+from services.kafka.local import LocalKafka, start_fresh_broker
 
 KAFKA_FIXTURES = frozenset({"kafka_broker", "kafka_bootstrap", "private_broker"})
 UNIT_TESTS = Path(__file__).parent / "unit"
@@ -50,30 +50,6 @@ def restored_logging() -> Iterator[None]:
         aiokafka.setLevel(saved[2])
 
 
-def start_local_broker(home: Path, attempts: int = 3) -> LocalKafka:
-    """A fresh single-node broker on free ports under ``home`` (tests own its whole life).
-
-    A port the OS called free can be taken by another process before the JVM binds it; then the
-    broker exits at once and the next attempt takes other ports.
-    """
-    defaults = LocalKafkaSettings()
-    libs = fetch_jars(defaults.version, defaults.cache_dir)
-    for attempt in range(1, attempts + 1):
-        port, controller_port = free_ports(2)
-        node_home = home / f"attempt-{attempt}"
-        broker = LocalKafka(
-            libs=libs, home=node_home, port=port, controller_port=controller_port, heap="768m"
-        )
-        try:
-            broker.start(timeout=defaults.start_timeout_seconds)
-            return broker
-        except LocalKafkaError:
-            broker.kill()
-            if attempt == attempts:
-                raise
-    raise AssertionError("unreachable")
-
-
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka | None]:
     """The run's broker object, or None when the tests use an external or containerised one."""
@@ -87,7 +63,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
             os.environ["BREAKWATER_TEST_BOOTSTRAP"] = container.get_bootstrap_server()
             yield None
         return
-    broker = start_local_broker(tmp_path_factory.mktemp("kafka"))
+    broker = start_fresh_broker(tmp_path_factory.mktemp("kafka"))
     try:
         yield broker
     finally:
@@ -105,7 +81,7 @@ def kafka_bootstrap(kafka_broker: LocalKafka | None) -> str:
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[LocalKafka]:
     """A broker of the test's own, for tests that stop, kill or restart it."""
-    broker = start_local_broker(tmp_path / "kafka")
+    broker = start_fresh_broker(tmp_path / "kafka")
     try:
         yield broker
     finally:

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.syntax import Syntax
 from rich.table import Table
 
+from services.cli.errors import ExitCode, fail
 from services.config import BreakwaterSettings
 from services.operators.config import OperatorSettings
 from services.operators.dlq_index import AmbiguousId
@@ -60,11 +61,9 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except (FilterError, AmbiguousId) as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        fail(exc, ExitCode.USAGE)
     except (KafkaError, TimeoutError) as exc:
-        typer.secho(f"error: Kafka did not answer ({type(exc).__name__}: {exc})", fg="red", err=True)
-        raise typer.Exit(1) from None
+        fail(f"Kafka did not answer ({type(exc).__name__}: {exc})")
 
 
 def _ops(ctx: typer.Context) -> Operators:
@@ -79,8 +78,7 @@ def _filter(state: str = "active", ids: list[str] | None = None, **options: str 
     try:
         return DlqFilter.parse({**text, "state": "all" if ids and state == "active" else state})
     except FilterError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        fail(exc, ExitCode.USAGE)
 
 
 def _print_json(data: object) -> None:
@@ -132,8 +130,7 @@ def dlq_show(
     """One dead letter whole: envelope, decoded body, headers, history, mark, related dead letters."""
     detail = _run(_ops(ctx).show(dead_letter_id))
     if detail is None:
-        typer.secho(f"error: no dead letter {dead_letter_id!r}", fg="red", err=True)
-        raise typer.Exit(1)
+        fail(f"no dead letter {dead_letter_id!r}")
     if as_json:
         _print_json(detail)
         return
@@ -229,7 +226,7 @@ def _act(
     for ident, reason in report.failed:
         console.print(f"[red]failed[/red] {ident}: {reason}")
     if report.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     return report
 
 
@@ -304,8 +301,7 @@ def stats(
         start: datetime | None = parse_time(since, field="since")
         end = parse_time(until, field="until") if until else None
     except FilterError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        fail(exc, ExitCode.USAGE)
     thresholds = HealthThresholds(lag_warn, lag_critical, dead_warn, dead_critical)
     result = _run(_ops(ctx).stats(since=start, until=end, thresholds=thresholds)).as_dict()
     if as_json:

@@ -3,6 +3,10 @@
 Mount with ``app.command("flood")(flood)`` in ``services/cli/main.py``. It needs no config file: it
 generates one (unique topic prefix and app id) and starts a local broker unless ``--bootstrap`` or
 ``BREAKWATER_KAFKA__BOOTSTRAP`` (or its short form ``BREAKWATER_KAFKA_BOOTSTRAP``) names one.
+
+The flood's modules import psutil and matplotlib (the ``tooling`` extra), so they are imported only
+once :func:`~services.flood.extras.require_tooling` found them: ``breakwater --help`` and every other
+command work without the extra, and ``breakwater flood`` without it says how to install it (exit 2).
 """
 
 from __future__ import annotations
@@ -13,11 +17,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from services.cli.errors import ExitCode, fail
 from services.config import BOOTSTRAP_ENV, SHORT_BOOTSTRAP_ENV
-from services.flood.report import print_summary
-from services.flood.runner import FloodOptions, run_flood
-from services.flood.scenario import default_scenario
-from services.flood.stack import StackError
+from services.flood.extras import ToolingMissing, require_tooling
 from services.kafka.local import LocalKafkaError
 
 
@@ -54,6 +56,15 @@ def flood(
 
     Exits 1 when the accounting check fails (a webhook lost, delivered twice, or a dropped connection).
     """
+    try:
+        require_tooling("breakwater flood")
+    except ToolingMissing as exc:
+        fail(exc, ExitCode.USAGE)
+    from services.flood.report import print_summary
+    from services.flood.runner import FloodOptions, run_flood
+    from services.flood.scenario import default_scenario
+    from services.flood.stack import StackError
+
     console = Console(stderr=True)
     scenario = default_scenario(
         scale=scale, duration=duration, rate=rate, drain=drain, connections=connections
@@ -62,9 +73,8 @@ def flood(
     try:
         result = run_flood(options, console)
     except (StackError, LocalKafkaError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(exc)
     print_summary(result, Console())
     typer.echo(f"report: {report}" + (f", plot: {result['plot']}" if result.get("plot") else ""))
     if not result["accounting"]["passed"]:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.cli.errors import ExitCode, fail
 from services.config import BreakwaterSettings
 from services.kafka.admin import broker_answers, ensure_topics
 from services.kafka.local import LocalKafka, LocalKafkaError, fetch_jars
@@ -23,8 +24,7 @@ def local_broker(settings: BreakwaterSettings, *, quiet: bool = True) -> LocalKa
     try:
         libs = fetch_jars(local.version, local.cache_dir, quiet=quiet)
     except LocalKafkaError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        fail(exc)
     return LocalKafka(
         libs=libs,
         home=local.home,
@@ -73,8 +73,7 @@ def start_local_broker(settings: BreakwaterSettings) -> tuple[LocalKafka, bool]:
     try:
         started = broker.start(timeout=settings.kafka.local.start_timeout_seconds)
     except LocalKafkaError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        fail(exc)
     version = settings.kafka.local.version
     if started:
         typer.echo(f"Kafka {version} answers on {broker.bootstrap} (pid {broker.pid()})")
@@ -116,7 +115,7 @@ def kafka_status(ctx: typer.Context) -> None:
     table.add_row("answers", "yes" if answers else "no")
     console.print(table)
     if not answers:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @topics_app.command("ensure")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from services.cli.dlq import dlq_app, operators_app, stats
+from services.cli.errors import fail
 from services.cli.flood import flood
 from services.cli.kafka import kafka_app, topics_app
 from services.cli.run import up
@@ -41,7 +41,6 @@ app.command("flood")(flood)
 
 schemas_app = typer.Typer(help="The committed JSON Schema files for every record type.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
-console = Console(stderr=True)
 
 
 @app.callback()
@@ -55,11 +54,6 @@ def main(
     ] = None,
 ) -> None:
     ctx.obj = CliState(config)
-
-
-def fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)
 
 
 def configure_logging(settings: BreakwaterSettings) -> None:

@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 
+from services.cli.errors import fail
 from services.cli.kafka import start_local_broker
 from services.config import BreakwaterSettings
 from services.kafka.admin import ensure_topics
@@ -42,13 +43,10 @@ def up(
     settings = ctx.obj.settings
     for name, host, port in _ports(settings, worker):
         if not _free(host, port):
-            typer.secho(
-                f"error: {name} {host}:{port} is in use (another breakwater up, or an edge?); "
-                f"stop it or set {name} to a free port",
-                fg="red",
-                err=True,
+            fail(
+                f"{name} {host}:{port} is in use (another breakwater up, or an edge?); "
+                f"stop it or set {name} to a free port"
             )
-            raise typer.Exit(1)
     broker, started = start_local_broker(settings) if not settings.kafka.bootstrap else (None, False)
     result = asyncio.run(ensure_topics(settings.kafka.servers, catalogue(settings)))
     typer.echo(f"topics: {len(result.created)} created, {len(result.present) + len(result.grown)} present")

@@ -15,6 +15,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from services.cli.errors import ExitCode, fail
 from services.edge.verifiers.signers import (
     sample_body,
     sign_github,
@@ -57,25 +58,22 @@ def sample(
     """Post one signed sample webhook for PROVIDER to the edge and print the answer."""
     settings = ctx.obj.settings
     if provider not in settings.providers:
-        typer.secho(f"error: no provider {provider!r} in the configuration", fg="red", err=True)
-        raise typer.Exit(2)
+        fail(f"no provider {provider!r} in the configuration", ExitCode.USAGE)
     kind = settings.provider_kind(provider)
     secret = settings.providers[provider].secrets[0].get_secret_value()
     try:
         body, headers = signed_sample(kind, secret, event_id=event_id)
     except ValueError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        fail(exc, ExitCode.USAGE)
     base = (url or f"http://{settings.edge.host}:{settings.edge.port}").rstrip("/")
     _check_url(base)
     try:
         response = httpx.post(f"{base}/webhooks/{provider}", content=body, headers=headers, timeout=10)
     except httpx.HTTPError as exc:
-        typer.secho(f"error: cannot reach the edge at {base}: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        fail(f"cannot reach the edge at {base}: {exc}")
     typer.echo(f"{response.status_code} {describe_body(response.content)}")
     if response.status_code != 202:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def describe_body(content: bytes) -> str:
@@ -97,11 +95,8 @@ def _check_url(base: str) -> None:
         parsed = httpx.URL(base)
         port = parsed.port
     except (httpx.InvalidURL, ValueError) as exc:
-        typer.secho(f"error: --url {base!r} is not a URL: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
+        fail(f"--url {base!r} is not a URL: {exc}", ExitCode.USAGE)
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        typer.secho(f"error: --url must be http(s)://host[:port], not {base!r}", fg="red", err=True)
-        raise typer.Exit(2)
+        fail(f"--url must be http(s)://host[:port], not {base!r}", ExitCode.USAGE)
     if port is not None and not 1 <= port <= 65535:
-        typer.secho(f"error: --url port must be 1 to 65535, not {port}", fg="red", err=True)
-        raise typer.Exit(2)
+        fail(f"--url port must be 1 to 65535, not {port}", ExitCode.USAGE)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-import typer
-
+from services.cli.errors import ExitCode, fail
 from services.config import BreakwaterSettings, ConfigError, load_settings
 
 
@@ -20,5 +19,4 @@ class CliState:
         try:
             return load_settings(self.config)
         except ConfigError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from None
+            fail(exc, ExitCode.USAGE)

@@ -2,7 +2,7 @@
 memory the worker's dedup table holds.
 
 Lag is read the way operators read it (:func:`services.operators.stats.consumer_lag`), so the peak in
-the report is the number an operator would have seen. RSS comes from psutil when it is installed. The
+the report is the number an operator would have seen. RSS comes from psutil (the ``tooling`` extra). The
 dedup table's memory is the worker's own gauge (``breakwater_dedup_memory_bytes`` on its ``/metrics``):
 RocksDB's memtables and block cache fill up to ``dedup_memory_mb`` by design, and a soak has to tell
 that bounded fill from growth that has no bound.
@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
+import psutil
 from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -26,11 +27,6 @@ from services.operators.stats import consumer_lag
 from services.operators.topics import QueueGroup
 
 log = logging.getLogger(__name__)
-
-try:
-    import psutil  # type: ignore[import-untyped,unused-ignore]  # stubs: types-psutil
-except ImportError:  # pragma: no cover - RSS is optional; the report says "n/a"
-    psutil = None
 
 
 @dataclass
@@ -102,9 +98,7 @@ class Monitor:
         values = [s.lag for s in self.samples if s.lag is not None]
         return max(values) if values else None
 
-    def peak_rss(self) -> dict[str, int] | None:
-        if psutil is None:
-            return None
+    def peak_rss(self) -> dict[str, int]:
         peaks: dict[str, int] = {}
         for sample in self.samples:
             for name, rss in sample.rss.items():
@@ -116,9 +110,7 @@ class Monitor:
 
 
 def rss_of(pids: dict[str, int]) -> dict[str, int]:
-    """Resident bytes per named process (with its children, e.g. uvicorn's); empty without psutil."""
-    if psutil is None:
-        return {}
+    """Resident bytes per named process (with its children, e.g. uvicorn's); a process gone is left out."""
     found: dict[str, int] = {}
     for name, pid in pids.items():
         try:

@@ -241,9 +241,7 @@ def build_report(
         "edge_latency_ms": latency_ms(load["latencies"]),
         "end_to_end_latency_ms": end_to_end(seen.received_at, seen.delivered_at),
         "peak_consumer_lag": monitor.peak_lag(),
-        "peak_rss_mb": None
-        if peak_rss is None
-        else {k: round(v / 2**20) for k, v in sorted(peak_rss.items())},
+        "peak_rss_mb": {k: round(v / 2**20) for k, v in sorted(peak_rss.items())},
         "worker_dedup_memory_mb": {
             "peak": None if (peak := monitor.peak_dedup_memory()) is None else round(peak / 2**20, 1),
             "budget": dedup_budget_mb,
@@ -263,6 +261,5 @@ def _plot(report: dict[str, Any], report_path: Path) -> str | None:
             marks[f"{phase['name']} starts"] = at
             at += phase["seconds"]
         marks["drain starts"] = report["seconds"]["send"]
-        drawn = draw(report["timeline"], report_path.with_suffix(".png"), marks=marks)
-        return str(drawn) if drawn else None
+        return str(draw(report["timeline"], report_path.with_suffix(".png"), marks=marks))
     return None

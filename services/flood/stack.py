@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,12 +24,12 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from schemas import topics as names
-from services.config import BreakwaterSettings, LocalKafkaSettings, load_settings
+from services.config import BreakwaterSettings, load_settings
 from services.flood.scenario import SECRETS, Scenario
 from services.flood.tomlgen import dumps
 from services.flood.traffic import sign
 from services.kafka.admin import ensure_topics
-from services.kafka.local import LocalKafka, LocalKafkaError, fetch_jars, free_ports
+from services.kafka.local import LocalKafka, free_ports, start_fresh_broker
 from services.shutdown import stop_process
 from streams.topics import catalogue
 
@@ -136,48 +135,9 @@ class Stack:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def start_broker(home: Path, attempts: int = 2) -> LocalKafka:
-    """A fresh broker on free ports; a start that fails (a port taken meanwhile) is retried once."""
-    defaults = LocalKafkaSettings()
-    libs = fetch_jars(defaults.version, defaults.cache_dir)
-    for attempt in range(1, attempts + 1):
-        port, controller_port = free_ports(2)
-        broker = LocalKafka(
-            libs=libs, home=home / f"kafka-{attempt}", port=port, controller_port=controller_port, heap="768m"
-        )
-        try:
-            broker.launch()
-            _until_visible(broker)
-            broker.wait_ready(defaults.start_timeout_seconds)
-            return broker
-        except LocalKafkaError:
-            _kill_pid_file(broker.pid_file)  # never leave a half-started JVM behind
-            if attempt == attempts:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _until_visible(broker: LocalKafka, timeout: float = 10.0) -> None:
-    """Wait until ``broker.pid()`` sees the JVM.
-
-    Right after launch ``/proc/<pid>/cmdline`` can briefly lack ``kafka.Kafka`` (the java launcher
-    may re-exec itself), and ``wait_ready`` would then report a live broker as exited.
-    """
-    deadline = time.monotonic() + timeout
-    while broker.pid() is None:
-        if time.monotonic() > deadline:
-            raise LocalKafkaError(f"broker on {broker.bootstrap} exited:\n{broker.log_tail()}")
-        time.sleep(0.05)  # /proc announces nothing; bounded by the deadline
-
-
-def _kill_pid_file(pid_file: Path) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
-
-
 def build_stack(scenario: Scenario, home: Path, bootstrap: str | None) -> Stack:
     """Broker (unless given), config and topics; the processes start in :func:`start_processes`."""
-    broker = None if bootstrap else start_broker(home)
+    broker = None if bootstrap else start_fresh_broker(home, attempts=2)
     try:
         return _configure(scenario, home, bootstrap, broker)
     except BaseException:

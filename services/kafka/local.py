@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.config import LocalKafkaSettings
 from services.errors import BreakwaterError
 from services.kafka.admin import broker_answers
 
@@ -377,6 +378,30 @@ def free_ports(count: int) -> Iterator[int]:
         for sock in sockets:
             sock.close()
     return iter(ports)
+
+
+def start_fresh_broker(home: Path, *, attempts: int = 3, heap: str = "768m") -> LocalKafka:
+    """A new single-node broker on free ports under ``home``, for one run: a test session, a flood, a
+    benchmark. The caller owns its whole life and stops it.
+
+    A port the OS called free can be taken by another process before the JVM binds it; then the
+    broker exits at once and the next attempt takes other ports.
+    """
+    defaults = LocalKafkaSettings()
+    libs = fetch_jars(defaults.version, defaults.cache_dir)
+    for attempt in range(1, attempts + 1):
+        port, controller_port = free_ports(2)
+        broker = LocalKafka(
+            libs=libs, home=home / f"attempt-{attempt}", port=port, controller_port=controller_port, heap=heap
+        )
+        try:
+            broker.start(timeout=defaults.start_timeout_seconds)
+            return broker
+        except LocalKafkaError:
+            broker.kill()  # never leave a half-started JVM behind
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def wait_until_answers(bootstrap: str, timeout: float) -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from services.cli.errors import ExitCode, fail
 from services.reliability.alerts import AlertManager
 from services.reliability.config import ServiceSettings
 from services.reliability.health import HealthChecker
@@ -57,7 +58,7 @@ def report(
     else:
         Console().print(report_table(rows))
     if strict and any(r.state == "down" or r.sla_compliant is False for r in rows):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @app.command()
@@ -68,8 +69,7 @@ def impact(
     """Show which services fail with SERVICE, and the cascade risk."""
     services = _services(ctx.obj)
     if service not in services:
-        typer.secho(f"error: no service named {service!r}", fg="red", err=True)
-        raise typer.Exit(2)
+        fail(f"no service named {service!r}", ExitCode.USAGE)
     result = ServiceRegistry(services, alerts=AlertManager(sinks=[])).graph.impact(service)
     typer.echo(f"{service}: risk {result.risk_level} ({result.cascade_risk:.0%} of weighted services)")
     typer.echo(f"  direct dependents:     {', '.join(result.direct) or '-'}")

@@ -1,109 +1,51 @@
-"""Helpers for the stream tests: configs, envelopes on the inbound topic, committed reads, workers.
+"""Helpers for the stream tests: committed reads, raw records on the inbound topic, in-process workers.
 
-Every test gets its own ``topic_prefix`` and ``app_id``, so pipelines share the run's broker without
-seeing each other. Workers run in process (:func:`running_worker`) or as subprocesses
-(:class:`WorkerProcess`, for ``kill -9``); both take the same plain config dict.
+Configs, envelopes, topics, the signed producer and worker subprocesses live in
+:mod:`benchmarks.harness`, shared with the pipeline benchmark; they are re-exported here, so a test
+imports every pipeline helper from one place. Workers run in process (:func:`running_worker`) or as
+subprocesses (:class:`WorkerProcess`, for ``kill -9``); both take the same plain config dict.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from schemas.envelope import WebhookEnvelope
-from schemas.producer import encode_envelope
-from services.config import BreakwaterSettings, load_settings
-from services.kafka.admin import ensure_topics
+from benchmarks.harness import (
+    FAST_TIERS,
+    PROVIDERS,
+    REPO,
+    WorkerProcess,
+    create_topics,
+    envelope,
+    pipeline_config,
+    produce,
+    settings_of,
+)
+from services.config import BreakwaterSettings
 from streams.metrics import Metrics
-from streams.topics import PipelineTopics, catalogue
-from streams.worker import serve, signer_for
+from streams.topics import PipelineTopics
+from streams.worker import serve
 
-REPO = Path(__file__).resolve().parents[2]
-PROVIDERS = {"stripe": {"secrets": ["whsec_test"]}, "github": {"secrets": ["gh-test"]}}
-FAST_TIERS = [{"name": "t1", "delay_seconds": 0.3}, {"name": "t2", "delay_seconds": 0.6}]
-
-
-def pipeline_config(bootstrap: str, name: str, state: Path, **pipeline: Any) -> dict[str, Any]:
-    """A plain config dict (JSON-able) for one test's pipeline; ``pipeline`` overrides its section."""
-    section: dict[str, Any] = {
-        "app_id": name,
-        "topic_prefix": f"{name}.",
-        "state_dir": str(state),
-        "retry_tiers": FAST_TIERS,
-        "retry_jitter": 0.1,
-        "transaction_timeout_ms": 10_000,
-        "session_timeout_ms": 6_000,
-    }
-    section.update(pipeline)
-    return {
-        "environment": "test",
-        "kafka": {"bootstrap": bootstrap},
-        "topics": {"partitions": 4},
-        "providers": PROVIDERS,
-        "pipeline": section,
-    }
-
-
-def settings_of(config: dict[str, Any], **pipeline: Any) -> BreakwaterSettings:
-    if pipeline:
-        config = {**config, "pipeline": {**config["pipeline"], **pipeline}}
-    return load_settings(**config)
-
-
-def envelope(
-    provider: str, event_id: str, event_type: str = "charge.succeeded", body: Any = None
-) -> WebhookEnvelope:
-    payload = json.dumps(body if body is not None else {"id": event_id, "type": event_type}).encode()
-    return WebhookEnvelope(
-        provider=provider,
-        provider_kind=provider,
-        event_id=event_id,
-        event_type=event_type,
-        received_at=datetime.now(UTC),
-        body=payload,
-        content_type="application/json",
-        edge_instance="test",
-    )
-
-
-async def create_topics(settings: BreakwaterSettings) -> PipelineTopics:
-    await ensure_topics(settings.kafka.servers, catalogue(settings))
-    return PipelineTopics.of(settings)
-
-
-async def produce(settings: BreakwaterSettings, envelopes: Iterable[WebhookEnvelope]) -> int:
-    """Put signed envelopes on the pipeline's inbound topic (as the edge would); returns the count."""
-    topics = PipelineTopics.of(settings)
-    signer = signer_for(settings)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.servers, acks="all", enable_idempotence=True, linger_ms=20
-    )
-    await producer.start()
-    sent = 0
-    try:
-        pending = []
-        for item in envelopes:
-            key, value, headers = encode_envelope(item, signer)
-            pending.append(await producer.send(topics.inbound, value, key=key, headers=headers))
-            sent += 1
-        await producer.flush()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return sent
+__all__ = [
+    "FAST_TIERS",
+    "PROVIDERS",
+    "REPO",
+    "CommittedReader",
+    "WorkerProcess",
+    "create_topics",
+    "envelope",
+    "pipeline_config",
+    "produce",
+    "produce_raw",
+    "running_worker",
+    "settings_of",
+]
 
 
 async def produce_raw(
@@ -181,46 +123,3 @@ async def running_worker(settings: BreakwaterSettings) -> AsyncIterator[Metrics]
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-
-
-class WorkerProcess:
-    """``python -m streams.worker`` in a subprocess, configured by environment variables."""
-
-    def __init__(self, config: dict[str, Any], worker_id: str, log: Path) -> None:
-        self.env = {**os.environ, "PYTHONPATH": str(REPO)}
-        for section, value in config.items():
-            if section == "pipeline":
-                value = {**value, "worker_id": worker_id}
-            self.env[f"BREAKWATER_{section.upper()}"] = (
-                json.dumps(value) if not isinstance(value, str) else value
-            )
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.worker"],
-                cwd=REPO,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None

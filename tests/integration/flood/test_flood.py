@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped,unused-ignore]  # stubs: types-psutil
+import psutil
 import pytest
 from rich.console import Console
 
@@ -57,7 +57,16 @@ def test_small_flood_accounts_for_every_webhook(kafka_bootstrap: str, tmp_path: 
 
 
 def _flood_command(bootstrap: str, report: Path) -> tuple[list[str], dict[str, str]]:
-    command = [sys.executable, "-m", "services.flood", "--bootstrap", bootstrap, "--scale", "0.02"]
+    command = [
+        sys.executable,
+        "-m",
+        "services.cli.main",
+        "flood",
+        "--bootstrap",
+        bootstrap,
+        "--scale",
+        "0.02",
+    ]
     return command + ["--duration", "120", "--report", str(report)], dict(os.environ)
 
 
@@ -104,7 +113,7 @@ def test_a_terminated_flood_stops_every_process_it_started(
 
 def _role(cmdline: str) -> str | None:
     for module, name in [
-        ("services.flood --report", "flood"),  # under the soak
+        ("services.cli.main flood", "flood"),  # under the soak
         ("services.flood.loadgen", "loadgen"),
         ("streams.worker", "worker"),
         ("services.cli.main edge", "edge"),

@@ -22,8 +22,7 @@ from typer.testing import CliRunner
 
 from services.cli.main import app
 from services.kafka.admin import broker_answers
-from services.kafka.local import LocalKafka, free_ports
-from tests.conftest import start_local_broker
+from services.kafka.local import LocalKafka, free_ports, start_fresh_broker
 from tests.support.pipeline import REPO
 
 pytestmark = pytest.mark.kafka
@@ -57,7 +56,7 @@ def other_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
 
     One for the module (a JVM start is the slow part); every test leaves it running, as it must.
     """
-    broker = start_local_broker(tmp_path_factory.mktemp("other-kafka"))
+    broker = start_fresh_broker(tmp_path_factory.mktemp("other-kafka"))
     try:
         yield broker
     finally:

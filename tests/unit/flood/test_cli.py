@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from services.cli import flood as flood_cli
 from services.cli.main import app
+from services.flood import runner
 from services.flood.runner import FloodOptions
 from services.flood.stack import StackError
 
@@ -26,7 +26,7 @@ def test_either_bootstrap_spelling_points_the_flood_at_an_existing_cluster(
         seen.append(options)
         raise StackError("stopped here by the test")
 
-    monkeypatch.setattr(flood_cli, "run_flood", refuse)
+    monkeypatch.setattr(runner, "run_flood", refuse)  # imported when the command runs
     monkeypatch.delenv("BREAKWATER_KAFKA__BOOTSTRAP", raising=False)
     monkeypatch.delenv("BREAKWATER_KAFKA_BOOTSTRAP", raising=False)
     monkeypatch.setenv(variable, value)
