@@ -27,9 +27,9 @@ from benchmarks.figures import record
 from benchmarks.loadgen import LoadResult, render_post, run_load
 from services.cli.sample import signed_sample
 from services.config import bootstrap_from_env, load_settings
+from services.flood.shutdown import SigtermUnwinds
 from services.kafka.admin import ensure_topics
 from services.kafka.local import free_ports, start_fresh_broker
-from services.shutdown import SigtermUnwinds
 
 STRIPE_SECRET = "whsec_bench_secret"
 

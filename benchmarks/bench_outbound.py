@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 
 from benchmarks.figures import record
+from services.flood.shutdown import SigtermUnwinds
 from services.outbound import APIClient, APISettings
-from services.shutdown import SigtermUnwinds
 
 
 async def _ok_app(

@@ -29,9 +29,9 @@ from benchmarks.figures import record
 from benchmarks.harness import WorkerProcess, create_topics, envelope, pipeline_config, produce, settings_of
 from schemas.topics import TopicSpec
 from services.config import PipelineSettings, bootstrap_from_env
+from services.flood.shutdown import SigtermUnwinds
 from services.kafka.admin import ensure_topics
 from services.kafka.local import start_fresh_broker
-from services.shutdown import SigtermUnwinds
 from streams.eos import PRODUCER_MAX_BATCH_BYTES, PRODUCER_RETRY_BACKOFF_MS
 
 

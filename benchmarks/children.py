@@ -3,7 +3,7 @@
 ``subprocess.run`` answers an interrupt with SIGKILL to its child, and a parent stopped by SIGTERM
 (``kill``, a CI timeout) does not tell its child at all: either way a flood under a soak left its
 broker, edge and worker running. Here the child is asked to stop and given time to run its cleanup;
-SIGKILL is the last resort. The benchmarks run by it unwind on SIGTERM (:mod:`services.shutdown`).
+SIGKILL is the last resort. The benchmarks run by it unwind on SIGTERM (:mod:`services.flood.shutdown`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping, Sequence
 
-from services.shutdown import SigtermUnwinds, stop_process
+from services.flood.shutdown import SigtermUnwinds, stop_process
 
 __all__ = ["run_to_end"]
 

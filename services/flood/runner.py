@@ -29,9 +29,9 @@ from services.flood.monitor import Monitor
 from services.flood.plot import draw
 from services.flood.report import end_to_end, latency_ms, timeline
 from services.flood.scenario import Scenario
+from services.flood.shutdown import SigtermUnwinds
 from services.flood.stack import Stack, build_stack, start_processes
 from services.operators.topics import OperatorTopics
-from services.shutdown import SigtermUnwinds
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from aiokafka import AIOKafkaConsumer
 from schemas import topics as names
 from services.config import BreakwaterSettings, load_settings
 from services.flood.scenario import SECRETS, Scenario
+from services.flood.shutdown import stop_process
 from services.flood.tomlgen import dumps
 from services.flood.traffic import sign
 from services.kafka.admin import ensure_topics
 from services.kafka.local import LocalKafka, free_ports, start_fresh_broker
-from services.shutdown import stop_process
 from streams.topics import catalogue
 
 READY_TIMEOUT = 90.0

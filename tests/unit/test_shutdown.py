@@ -15,7 +15,7 @@ ROOT = Path(__file__).parents[2]
 PROCESS = """
 import sys, time
 from pathlib import Path
-from services.shutdown import SigtermUnwinds
+from services.flood.shutdown import SigtermUnwinds
 
 state, finish, done = (Path(p) for p in sys.argv[1:])
 def wait_for(path):

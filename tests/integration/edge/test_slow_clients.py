@@ -24,9 +24,9 @@ import pytest
 
 from services.cli.sample import signed_sample
 from services.config import load_settings
+from services.flood.shutdown import stop_process
 from services.kafka.admin import ensure_topics
 from services.kafka.local import free_ports
-from services.shutdown import stop_process
 
 pytestmark = pytest.mark.kafka
 
