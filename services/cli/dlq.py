@@ -29,6 +29,7 @@ from services.operators.filters import STATES, DlqFilter, FilterError, parse_tim
 from services.operators.replay import ActionReport
 from services.operators.service import Operators, Selection
 from services.operators.stats import HealthThresholds
+from services.operators.views import to_json
 
 __all__ = ["dlq_app", "operators_app", "stats"]
 
@@ -81,8 +82,9 @@ def _filter(state: str = "active", ids: list[str] | None = None, **options: str 
         fail(exc, ExitCode.USAGE)
 
 
-def _print_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
+def _print_json(result: object) -> None:
+    """``--json``: exactly what the HTTP API answers for the same request."""
+    typer.echo(json.dumps(to_json(result), indent=2))
 
 
 @dlq_app.command("list")
@@ -107,17 +109,17 @@ def dlq_list(
     if as_json:
         _print_json(result)
         return
-    table = Table(title=f"dead letters ({result['count']})")
+    table = Table(title=f"dead letters ({result.count})")
     table.add_column("id", no_wrap=True)  # ids are copied into show/replay: never fold them
     for column in ("dead at", "provider", "event type", "destination", "error", "state"):
         table.add_column(column, overflow="fold")
-    for item in result["items"]:
+    for item in result.items:
         table.add_row(
-            item["id"], item["dead_at"][:16].replace("T", " "), item["provider"], item["event_type"],
-            item["destination"], item["error_class"], item["state"],
+            item.id, item.dead_at.strftime("%Y-%m-%d %H:%M"), item.provider, item.event_type,
+            item.destination, item.error_class, item.state,
         )  # fmt: skip
     console.print(table)
-    if result["truncated"]:
+    if result.truncated:
         console.print("[yellow]the scan hit its record limit: older dead letters are not shown[/yellow]")
 
 
@@ -134,36 +136,34 @@ def dlq_show(
     if as_json:
         _print_json(detail)
         return
+    shown = to_json(detail)  # the summary's values as --json writes them (dead_at in ISO 8601)
     summary = "\n".join(
-        f"[bold]{k}[/bold]: {detail[k]}"
+        f"[bold]{k}[/bold]: {shown[k]}"
         for k in ("id", "state", "dead_at", "provider", "event_type", "event_id", "destination", "reason")
     )
     console.print(Panel(summary, title="dead letter"))
-    body = detail["body"]
-    text = json.dumps(body["content"], indent=2) if body["encoding"] == "json" else str(body["content"])
-    console.print(Panel(Syntax(text, "json" if body["encoding"] == "json" else "text"), title="body"))
+    body = detail.body
+    text = json.dumps(body.content, indent=2) if body.encoding == "json" else str(body.content)
+    console.print(Panel(Syntax(text, "json" if body.encoding == "json" else "text"), title="body"))
     history = Table(title="history")
     for column in ("at", "stage", "destination", "error", "attempt", "message"):
         history.add_column(column, overflow="fold")
-    for e in detail["history"]:
+    for e in detail.history:
         history.add_row(
-            e["at"][:19],
-            e["stage"],
-            e["destination"] or "",
-            e["error_class"],
-            str(e["attempt"]),
-            e["message"],
+            e.at.strftime("%Y-%m-%dT%H:%M:%S"),
+            e.stage,
+            e.destination or "",
+            e.error_class,
+            str(e.attempt),
+            e.message,
         )
     console.print(history)
-    console.print(Panel(json.dumps(detail["envelope"], indent=2), title="envelope"))
-    if detail["mark"]:
-        console.print(Panel(json.dumps(detail["mark"], indent=2), title="mark"))
-    if detail["related"]:
+    console.print(Panel(json.dumps(shown["envelope"], indent=2), title="envelope"))
+    if detail.mark:
+        console.print(Panel(json.dumps(shown["mark"], indent=2), title="mark"))
+    if detail.related:
         console.print(
-            Panel(
-                "\n".join(f"{r['id']} {r['state']} {r['destination']}" for r in detail["related"]),
-                title="related",
-            )
+            Panel("\n".join(f"{r.id} {r.state} {r.destination}" for r in detail.related), title="related")
         )
 
 
@@ -303,31 +303,30 @@ def stats(
     except FilterError as exc:
         fail(exc, ExitCode.USAGE)
     thresholds = HealthThresholds(lag_warn, lag_critical, dead_warn, dead_critical)
-    result = _run(_ops(ctx).stats(since=start, until=end, thresholds=thresholds)).as_dict()
+    result = _run(_ops(ctx).stats(since=start, until=end, thresholds=thresholds))
     if as_json:
         _print_json(result)
         return
-    lag = Table(title=f"consumer lag (total {result['lag_total']})")
+    lag = Table(title=f"consumer lag (total {result.lag_total})")
     for column in ("group", "topic", "partition", "committed", "end", "lag"):
         lag.add_column(
             column, justify="right" if column in ("partition", "committed", "end", "lag") else "left"
         )
-    for row in result["lag"]:  # type: ignore[attr-defined]  # a list of dicts, see PipelineStats.as_dict
-        committed = "-" if row["committed"] is None else str(row["committed"])
-        shown = str(row["lag"]) if row["exact"] else f"≤{row['lag']}"
-        lag.add_row(row["group"], row["topic"], str(row["partition"]), committed, str(row["end"]), shown)
+    for row in result.lag:
+        committed = "-" if row.committed is None else str(row.committed)
+        shown = str(row.lag) if row.exact else f"≤{row.lag}"
+        lag.add_row(row.group, row.topic, str(row.partition), committed, str(row.end), shown)
     console.print(lag)
-    if any(not row["exact"] for row in result["lag"]):  # type: ignore[attr-defined]
+    if any(not row.exact for row in result.lag):
         console.print("≤: too far behind to count record by record; offsets counted, markers included")
-    per_provider = Table(title=f"since {result['since']}")
+    per_provider = Table(title=f"since {result.since.isoformat() if result.since else None}")
     for column in ("provider", "dead-lettered", "quarantined"):
         per_provider.add_column(column)
-    dead: dict[str, int] = result["dead_by_provider"]  # type: ignore[assignment]
-    quarantined: dict[str, int] = result["quarantined_by_provider"]  # type: ignore[assignment]
+    dead, quarantined = result.dead_by_provider, result.quarantined_by_provider
     for provider in sorted(set(dead) | set(quarantined)):
         per_provider.add_row(provider, str(dead.get(provider, 0)), str(quarantined.get(provider, 0)))
     console.print(per_provider)
-    console.print(f"health: [bold]{result['health']}[/bold]/100")
+    console.print(f"health: [bold]{result.health}[/bold]/100")
 
 
 @operators_app.command("serve")

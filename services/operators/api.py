@@ -46,6 +46,7 @@ from services.operators.dlq_index import AmbiguousId
 from services.operators.filters import FILTER_FIELDS, DlqFilter, FilterError, parse_time, reject_unknown
 from services.operators.service import Operators
 from services.operators.stats import HealthThresholds, consumer_lag
+from services.operators.views import to_json
 from services.telemetry import prometheus_text
 
 __all__ = ["FIELDS", "MAX_BODY_BYTES", "app_from_env", "create_operator_app"]
@@ -188,14 +189,14 @@ def create_operator_app(
         return JSONResponse({"status": "ready", "brokers": brokers})
 
     async def dlq_list(request: Request) -> Response:
-        return JSONResponse(await ops.listing(_criteria(_query(request, FIELDS["list"]))))
+        return JSONResponse(to_json(await ops.listing(_criteria(_query(request, FIELDS["list"])))))
 
     async def dlq_counts(request: Request) -> Response:
-        return JSONResponse(await ops.counts(_criteria(_query(request, FIELDS["counts"]))))
+        return JSONResponse(to_json(await ops.counts(_criteria(_query(request, FIELDS["counts"])))))
 
     async def dlq_show(request: Request) -> Response:
         detail = await ops.show(request.path_params["id"])
-        return JSONResponse(detail) if detail is not None else _error(404, "no such dead letter")
+        return JSONResponse(to_json(detail)) if detail is not None else _error(404, "no such dead letter")
 
     async def body(request: Request, accepted: tuple[str, ...]) -> dict[str, Any]:
         """The JSON object of a POST, its names checked; refused whole rather than read in part."""
@@ -218,7 +219,7 @@ def create_operator_app(
         criteria, everything, dry_run = _criteria(data), _flag(data, "all"), _flag(data, "dry_run")
         by = _as_text("by", data.get("by")) or "api"
         report = await ops.replay(await ops.select(criteria, everything=everything), by=by, dry_run=dry_run)
-        return JSONResponse(report.as_dict())
+        return JSONResponse(to_json(report))
 
     async def dlq_discard(request: Request) -> Response:
         data = await body(request, FIELDS["discard"])
@@ -226,7 +227,7 @@ def create_operator_app(
         by, notes = _as_text("by", data.get("by")) or "api", _as_text("notes", data.get("notes"))
         selection = await ops.select(criteria, everything=everything)
         report = await ops.discard(selection, by=by, notes=notes, dry_run=dry_run)
-        return JSONResponse(report.as_dict())
+        return JSONResponse(to_json(report))
 
     async def stats(request: Request) -> Response:
         query = _query(request, FIELDS["stats"])
@@ -237,7 +238,7 @@ def create_operator_app(
             **{name: _whole(query, name, getattr(defaults, name)) for name in FIELDS["stats"][2:]}
         )
         result = await ops.stats(since=since, until=until, thresholds=thresholds)
-        return JSONResponse(result.as_dict())
+        return JSONResponse(to_json(result))
 
     async def metrics(request: Request) -> Response:
         """Consumer lag as Prometheus gauges (the queues of this system), beside the process's own metrics.

@@ -25,9 +25,10 @@ from services.operators.marks import DlqMark, decode_mark
 from services.operators.reader import read_snapshot
 from services.operators.topics import OperatorTopics
 
-__all__ = ["AmbiguousId", "DlqEntry", "DlqIndex", "RecordLike", "latest_marks", "load_index"]
+__all__ = ["AmbiguousId", "DlqEntry", "DlqIndex", "EntryState", "RecordLike", "latest_marks", "load_index"]
 
 log = logging.getLogger(__name__)
+EntryState = Literal["dead", "replayed", "discarded"]
 
 
 class RecordLike(Protocol):
@@ -72,7 +73,7 @@ class DlqEntry:
         return self.mark.state if self.mark else None
 
     @property
-    def state(self) -> str:
+    def state(self) -> EntryState:
         return self.mark.state if self.mark else "dead"
 
 

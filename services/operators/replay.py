@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from typing import Literal
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalOperation, KafkaError, ProducerFenced
 from aiokafka.structs import RecordMetadata
+from pydantic import field_serializer
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from schemas.envelope import DeliveryError
 from schemas.signing import EnvelopeSigner
@@ -59,9 +61,12 @@ VISIBLE_TIMEOUT = 30.0
 Headers = list[tuple[str, bytes]]
 
 
-@dataclass
+@pydantic_dataclass
 class ActionReport:
-    """What one replay or discard did; ``done`` lists what would be done when ``dry_run``."""
+    """What one replay or discard did; ``done`` lists what would be done when ``dry_run``.
+
+    A pydantic dataclass, so :func:`services.operators.views.to_json` writes it as the API answers.
+    """
 
     action: Action
     dry_run: bool
@@ -69,15 +74,11 @@ class ActionReport:
     skipped: list[str] = field(default_factory=list)
     """Already replayed (or, for discard, already marked)."""
     failed: list[tuple[str, str]] = field(default_factory=list)
+    """``(id, error)``; in JSON each is ``{"id": ..., "error": ...}``."""
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "action": self.action,
-            "dry_run": self.dry_run,
-            "done": self.done,
-            "skipped": self.skipped,
-            "failed": [{"id": i, "error": e} for i, e in self.failed],
-        }
+    @field_serializer("failed")
+    def _failed(self, failed: list[tuple[str, str]]) -> list[dict[str, str]]:
+        return [{"id": ident, "error": error} for ident, error in failed]
 
 
 def replay_record(

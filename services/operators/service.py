@@ -1,5 +1,8 @@
 """One entry point for operator actions, so the CLI and the HTTP API return the same data.
 
+Every method returns a typed result (:mod:`services.operators.views`, :class:`ActionReport`,
+:class:`PipelineStats`); ``views.to_json`` writes any of them as the API answers.
+
 >>> ops = Operators.of(settings)  # doctest: +SKIP
 >>> await ops.listing(DlqFilter(provider="stripe", since=parse_time("2h")))  # doctest: +SKIP
 """
@@ -17,7 +20,7 @@ from services.operators.filters import DlqFilter, FilterError
 from services.operators.replay import REPLAY_TRANSACTIONAL_ID, ActionReport, DlqActions, Progress
 from services.operators.stats import HealthThresholds, PipelineStats, collect_stats
 from services.operators.topics import OperatorTopics
-from services.operators.views import entry_detail, entry_summary
+from services.operators.views import DlqDetail, DlqListing, entry_detail, entry_summary
 
 __all__ = ["Operators", "Selection"]
 
@@ -54,12 +57,12 @@ class Operators:
     async def index(self) -> DlqIndex:
         return await load_index(self.bootstrap, self.topics, max_records=self.scan_limit)
 
-    async def listing(self, criteria: DlqFilter) -> dict[str, Any]:
+    async def listing(self, criteria: DlqFilter) -> DlqListing:
         index = await self.index()
         items = [entry_summary(e) for e in index.select(criteria)]
-        return {"items": items, "count": len(items), "truncated": index.truncated}
+        return DlqListing(items=items, count=len(items), truncated=index.truncated)
 
-    async def show(self, id_or_prefix: str) -> dict[str, Any] | None:
+    async def show(self, id_or_prefix: str) -> DlqDetail | None:
         """The whole record, or None; raises ``AmbiguousId`` for a prefix that names several."""
         index = await self.index()
         entry = index.find(id_or_prefix)

@@ -25,19 +25,22 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
-from pydantic import ValidationError
+from pydantic import SerializerFunctionWrapHandler, ValidationError, computed_field, model_serializer
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from schemas.deadletter import QuarantineRecord
 from services.operators.dlq_index import DlqIndex
 from services.operators.reader import read_snapshot
 from services.operators.topics import OperatorTopics, QueueGroup
+from services.operators.views import IsoTime
 
 __all__ = [
     "EXACT_BUDGET",
@@ -232,16 +235,37 @@ async def _committed(
             await asyncio.sleep(0.1)  # the broker announces nothing: poll, bounded by the deadline
 
 
-@dataclass
+_STATS_JSON_ORDER = (
+    "since",
+    "until",
+    "health",
+    "thresholds",
+    "lag_total",
+    "lag_by_group",
+    "lag",
+    "dead_by_provider",
+    "quarantined_by_provider",
+)
+
+
+@pydantic_dataclass
 class PipelineStats:
-    since: datetime | None
-    until: datetime | None
+    """What ``breakwater stats`` shows and ``GET /stats`` answers (written by ``views.to_json``)."""
+
+    since: IsoTime | None
+    until: IsoTime | None
     lag: list[PartitionLag]
     dead_by_provider: dict[str, int]
     quarantined_by_provider: dict[str, int]
     health: int
     thresholds: HealthThresholds = field(default_factory=HealthThresholds)
 
+    @computed_field  # type: ignore[prop-decorator]  # mypy refuses decorators over @property (pydantic's docs)
+    @property
+    def lag_total(self) -> int:
+        return sum(row.lag for row in self.lag)
+
+    @computed_field  # type: ignore[prop-decorator]  # as above
     @property
     def lag_by_group(self) -> dict[str, int]:
         totals: Counter[str] = Counter()
@@ -249,18 +273,11 @@ class PipelineStats:
             totals[row.group] += row.lag
         return dict(totals)
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-            "health": self.health,
-            "thresholds": asdict(self.thresholds),
-            "lag_total": sum(row.lag for row in self.lag),
-            "lag_by_group": self.lag_by_group,
-            "lag": [asdict(row) for row in self.lag],
-            "dead_by_provider": self.dead_by_provider,
-            "quarantined_by_provider": self.quarantined_by_provider,
-        }
+    @model_serializer(mode="wrap")
+    def _in_order(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The keys in the order the API has always written them: the summary first, the rows after."""
+        data: dict[str, Any] = handler(self)
+        return {name: data[name] for name in _STATS_JSON_ORDER}
 
 
 def _within(at: datetime, since: datetime | None, until: datetime | None) -> bool:

@@ -18,7 +18,7 @@ import pytest
 
 from schemas.envelope import WebhookEnvelope
 from schemas.producer import encode_envelope
-from services.config import BreakwaterSettings
+from services.config import BreakwaterSettings, DedupMode
 from services.operators.stats import consumer_lag
 from services.operators.topics import QueueGroup
 from streams.dedup import FORWARDED_FROM_HEADER
@@ -32,7 +32,7 @@ PARTITIONS = 4
 
 
 def identity_of(item: WebhookEnvelope) -> bytes:
-    mode = "body" if item.provider == "github" else "event_id"
+    mode: DedupMode = "body" if item.provider == "github" else "event_id"
     return dedup_identity(mode, item.key.encode(), item.provider, item.body)
 
 

@@ -19,6 +19,7 @@ from schemas.retry import RetryRecord
 from streams.worker import signer_for
 from tests.support.hostile import (
     InProcessWorker,
+    RawRecord,
     default_partition,
     produce_to,
     topic_max_bytes,
@@ -95,7 +96,10 @@ async def test_an_unreadable_record_on_a_ready_topic_is_quarantined_not_dropped(
     settings = settings_of(config)
     topics = await create_topics(settings)
     good = envelope("stripe", "evt-after-junk")
-    junk = [(b"stripe:x", b"\x00\x01 not an envelope", [], 0), (b"stripe:y", b'{"schema_version": 1', [], 0)]
+    junk: list[RawRecord] = [
+        (b"stripe:x", b"\x00\x01 not an envelope", [], 0),
+        (b"stripe:y", b'{"schema_version": 1', [], 0),
+    ]
     placed = await produce_to(settings.kafka.servers, topics.ready("stripe"), junk)
     await produce_to(
         settings.kafka.servers,
@@ -117,7 +121,7 @@ async def test_an_unreadable_record_on_a_retry_topic_is_quarantined_not_dropped(
 ) -> None:
     settings = settings_of(config)
     topics = await create_topics(settings)
-    junk = [
+    junk: list[RawRecord] = [
         (b"stripe:x", b"\xff junk", [], 0),
         (b"stripe:y", envelope("stripe", "y").model_dump_json().encode(), [], 0),
     ]
@@ -197,7 +201,7 @@ async def test_a_bad_destination_header_on_a_ready_record_does_not_stop_dispatch
         settings.kafka.servers,
         topics.ready("stripe"),
         [
-            (b"stripe:with-bad-header", first.model_dump_json().encode(), [("bw-destination", value)], 0),  # type: ignore[list-item]
+            (b"stripe:with-bad-header", first.model_dump_json().encode(), [("bw-destination", value)], 0),
             (b"stripe:behind-it", second.model_dump_json().encode(), [], 0),
         ],
     )
@@ -215,7 +219,7 @@ async def test_a_null_header_on_a_poison_record_is_quarantined(config: dict[str,
     placed = await produce_to(
         settings.kafka.servers,
         topics.inbound,
-        [(b"x", b"unsigned", [("x-null", None), ("x-bin", b"\xff")], 0)],  # type: ignore[list-item]
+        [(b"x", b"unsigned", [("x-null", None), ("x-bin", b"\xff")], 0)],
     )
     async with InProcessWorker(settings) as worker:
         got = await outputs(settings, worker, lambda r: len(r["quarantine"].records) >= 1)

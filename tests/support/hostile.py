@@ -56,6 +56,8 @@ FORWARDED_FROM = "bw-dedup-forwarded-from"
 # ---------------------------------------------------------------------------------------------- plans
 
 JunkHeader = tuple[str, bytes | None]
+RawRecord = tuple[bytes | None, bytes | None, Sequence[JunkHeader], int | None]
+"""Key, value, headers and partition (None: the producer's choice) of a record written as it is."""
 header_names = st.one_of(
     st.sampled_from(["x-junk", "traceparent", "bw-destination", "content-type", "x-dup", ""]),
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12),
@@ -452,7 +454,7 @@ def _bad_inbound(item: Item, ctx: Context, event_id: str, label: str, topic: str
             key = stray.key.encode()
         sig = list(ctx.signer.sign(value or b""))
     partition = wrong_partition(key) if item.wrong_partition else None
-    return Spec(topic, key, value, headers + sig, "quarantine", None, env.id, partition, label)
+    return Spec(topic, key, value, [*headers, *sig], "quarantine", None, env.id, partition, label)
 
 
 def _ready(item: Item, ctx: Context, event_id: str, label: str) -> Spec:
@@ -463,7 +465,8 @@ def _ready(item: Item, ctx: Context, event_id: str, label: str) -> Spec:
     value: bytes | None = env.model_dump_json().encode()
     headers = list(item.headers)
     headers = [(n, v) for n, v in headers if n != "bw-destination"]
-    expect, group = "event", env.id
+    expect = "event"
+    group: str | None = env.id  # None once the record is expected in quarantine
     if item.kind == "dest_events":
         headers.append(("bw-destination", b"events"))
     elif item.kind == "dest_unknown":
@@ -516,7 +519,8 @@ def _retry(item: Item, ctx: Context, event_id: str, label: str) -> Spec:
     key = env.key.encode()
     headers = list(item.headers)
     value: bytes | None
-    expect, group = "event", env.id
+    expect = "event"
+    group: str | None = env.id  # None once the record is expected in quarantine
     if item.kind == "due":
         value = _retry_value(env, "events", 0)
     elif item.kind == "due_unknown_destination":
@@ -609,8 +613,9 @@ def parse_outputs(events: CommittedReader, dlq: CommittedReader, quarantine: Com
     for r in dlq.records:
         doc = _json(r.value)
         doc = doc if isinstance(doc, dict) else {}
-        envelope = doc.get("envelope") if isinstance(doc.get("envelope"), dict) else {}
-        final = doc.get("final_error") if isinstance(doc.get("final_error"), dict) else {}
+        envelope, final = doc.get("envelope"), doc.get("final_error")
+        envelope = envelope if isinstance(envelope, dict) else {}
+        final = final if isinstance(final, dict) else {}
         out.dead.append(
             (
                 envelope.get("id") or doc.get("envelope_id"),
@@ -712,22 +717,27 @@ def account(
         spec = found[0]
         group_hits[spec.group or f"spec{id(spec)}"].append(f"dead:{where}")
         hits[id(spec)].append("dead")
-    for topic, partition, offset, reason in out.quarantined:
-        spec = by_place.get(
-            (topic or "", partition if partition is not None else -1, offset if offset is not None else -1)
+    for topic, source_partition, source_offset, reason in out.quarantined:
+        source = f"{topic}[{source_partition}]@{source_offset}"
+        quarantined = by_place.get(
+            (
+                topic or "",
+                source_partition if source_partition is not None else -1,
+                source_offset if source_offset is not None else -1,
+            )
         )
-        if spec is None:
-            problems.append(f"unaccounted quarantine record of {topic}[{partition}]@{offset} ({reason})")
+        if quarantined is None:
+            problems.append(f"unaccounted quarantine record of {source} ({reason})")
             continue
-        hits[id(spec)].append(f"quarantine:{reason}")
-        if spec.expect != "quarantine" and spec.expect != "any":
+        hits[id(quarantined)].append(f"quarantine:{reason}")
+        if quarantined.expect != "quarantine" and quarantined.expect != "any":
             problems.append(
-                f"{spec.label} ({spec.expect}) was quarantined ({reason}) at {topic}[{partition}]@{offset}"
+                f"{quarantined.label} ({quarantined.expect}) was quarantined ({reason}) at {source}"
             )
 
     seen_groups: set[str] = set()
     for s in written:
-        place = f"{s.topic}[{s.written[0]}]@{s.written[1]}" if s.written else s.topic
+        spot = f"{s.topic}[{s.written[0]}]@{s.written[1]}" if s.written else s.topic
         if s.expect in ("event", "dead", "duplicate") and s.group is not None:
             if s.group in seen_groups:
                 continue
@@ -739,20 +749,20 @@ def account(
             if kinds != [want]:
                 labels = ", ".join(m.label for m in members)
                 problems.append(
-                    f"group {s.group} [{labels}] at {place}: want one {want}, got {got or 'nothing (lost)'}"
+                    f"group {s.group} [{labels}] at {spot}: want one {want}, got {got or 'nothing (lost)'}"
                 )
         elif s.expect == "quarantine":
             got = hits.get(id(s), [])
             if len(got) != 1 or not got[0].startswith("quarantine"):
                 problems.append(
-                    f"{s.label} at {place}: want one quarantine record, got {got or 'nothing (lost)'}"
+                    f"{s.label} at {spot}: want one quarantine record, got {got or 'nothing (lost)'}"
                 )
         elif s.expect == "any":
             got = [h for h in hits.get(id(s), []) if h.startswith("quarantine")]
             got += group_hits.get(s.group or "", [])
             if len(got) != 1:
                 problems.append(
-                    f"{s.label} at {place}: want exactly one output, got {got or 'nothing (lost)'}"
+                    f"{s.label} at {spot}: want exactly one output, got {got or 'nothing (lost)'}"
                 )
     return problems
 
@@ -860,7 +870,7 @@ class InProcessWorker:
 async def produce_to(
     bootstrap: str,
     topic: str,
-    records: Sequence[tuple[bytes | None, bytes | None, list[JunkHeader], int | None]],
+    records: Sequence[RawRecord],
 ) -> list[tuple[int, int]]:
     """Write (key, value, headers, partition) records; returns each one's (partition, offset)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 << 20)

@@ -406,9 +406,9 @@ def account_events(sent: list[Sent], events: list[tuple[bytes | None, str | None
         got = sum(counted[k] for k in keys)
         if got != 1:
             problems.append(f"accepted event {logical} {sorted(keys)}: {got} on webhooks.events, want 1")
-    for key, count in counted.items():
-        if key not in known:
-            problems.append(f"{count} event(s) {key!r} on webhooks.events that no 202 named")
+    for name, count in counted.items():
+        if name not in known:
+            problems.append(f"{count} event(s) {name!r} on webhooks.events that no 202 named")
     return problems
 
 

@@ -23,15 +23,16 @@ def librdkafka_produce(bootstrap: str, topic: str, records: Sequence[Record]) ->
         def report(error: KafkaError | None, message: Message) -> None:
             if error is not None:
                 errors.append(error)
-            else:
-                partitions[index] = message.partition()
+            elif (partition := message.partition()) is not None:  # None only before delivery
+                partitions[index] = partition
 
         return report
 
     for index, (key, value, headers) in enumerate(records):
+        wire: list[tuple[str, str | bytes | None]] = list(headers)  # the stubs' header type, invariant
         while True:
             try:
-                producer.produce(topic, value=value, key=key, headers=headers, on_delivery=delivered(index))
+                producer.produce(topic, value=value, key=key, headers=wire, on_delivery=delivered(index))
                 break
             except BufferError:  # librdkafka's local queue is full: let it deliver some first
                 producer.poll(0.1)

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import BaseModel
+from starlette.routing import BaseRoute, Route
 
 from services.config import CONFIG_ENV, ENV_PREFIX, BreakwaterSettings, ConfigError, load_settings
 from services.probes import create_probe_app
@@ -102,7 +103,8 @@ class Container:
         return self.args[0] if self.args else ""
 
 
-def load_yaml(path: Path) -> list[Any]:
+def load_yaml(path: Path) -> list[dict[str, Any]]:
+    """Every document of a manifest (each one a mapping: Kubernetes and compose files are)."""
     with path.open() as handle:
         return [doc for doc in yaml.safe_load_all(handle) if doc is not None]
 
@@ -377,13 +379,19 @@ def _edge_get_routes(settings: BreakwaterSettings) -> set[str]:
     from services.edge.app import create_app
 
     app = create_app(settings)
-    return {route.path for route in app.routes if "GET" in (getattr(route, "methods", None) or ())}
+    return get_paths(app.routes)
+
+
+def get_paths(routes: list[BaseRoute]) -> set[str]:
+    """The paths an app answers GET on (a ``Route``: mounts and websockets have no methods)."""
+    return {route.path for route in routes if isinstance(route, Route) and "GET" in (route.methods or ())}
 
 
 def _port(value: Any, container: dict[str, Any]) -> int:
     if isinstance(value, int):
         return value
-    return next(p["containerPort"] for p in container["ports"] if p["name"] == value)
+    port: int = next(p["containerPort"] for p in container["ports"] if p["name"] == value)
+    return port
 
 
 def test_k8s_probes_name_real_edge_routes_on_its_port(settings_for: Any) -> None:
@@ -409,7 +417,7 @@ def test_k8s_worker_probes_name_real_probe_routes_on_its_port(settings_for: Any)
     settings = settings_for(worker)
     assert settings.pipeline.probe_port is not None and settings.pipeline.probe_host == "0.0.0.0"
     app = create_probe_app("worker", _never_ready)
-    routes = {route.path for route in app.routes if "GET" in (getattr(route, "methods", None) or ())}
+    routes = get_paths(app.routes)
     for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
         probe = worker.raw[kind]["httpGet"]
         assert probe["path"] in routes, kind

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
 
 from schemas.envelope import WebhookEnvelope
 from services.cli.sample import signed_sample
@@ -31,13 +32,15 @@ async def create_topic(bootstrap: str, name: str, partitions: int = 3) -> None:
         await admin.close()
 
 
-async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -> list[object]:
+async def read_all(
+    bootstrap: str, topic: str, expected: int, timeout: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on ``topic`` (read_committed), waiting until ``expected`` have arrived."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", isolation_level="read_committed"
     )
     await consumer.start()
-    records: list[object] = []
+    records: list[ConsumerRecord[bytes, bytes]] = []
     try:
         async with asyncio.timeout(timeout):
             while len(records) < expected:

@@ -10,14 +10,15 @@ from schemas.envelope import WebhookEnvelope
 from services.operators.filters import DlqFilter, parse_time
 from services.operators.marks import DlqMark
 from services.operators.replay import DESTINATION_HEADER, REPLAY_OF_HEADER, REPLAYED_BY_HEADER
+from services.operators.views import to_json
 from tests.integration.operators.seed import Seeded, seed
 from tests.unit.operators.deadletters import BASE, dead_letter
 
 
 async def ids(seeded: Seeded, **filters: str) -> set[str]:
     listing = await seeded.ops.listing(DlqFilter.parse(filters))
-    assert listing["truncated"] is False
-    return {item["id"] for item in listing["items"]}
+    assert listing.truncated is False
+    return {item.id for item in listing.items}
 
 
 async def test_list_filters_select_exactly_the_right_records(seeded: Seeded) -> None:
@@ -42,7 +43,7 @@ async def test_list_filters_select_exactly_the_right_records(seeded: Seeded) -> 
     assert await ids(seeded, provider="stripe", error_class="http_500", since=at(1), until=at(3)) == window
     newest = sorted(dead, key=lambda d: (d.dead_at, d.id), reverse=True)[:4]
     listing = await seeded.ops.listing(DlqFilter(limit=4))
-    assert [item["id"] for item in listing["items"]] == [d.id for d in newest]
+    assert [item.id for item in listing.items] == [d.id for d in newest]
     counts = await seeded.ops.counts()
     assert counts == {"http_500": 9, "http_400": 3, "timeout": 2}
 
@@ -75,7 +76,7 @@ async def test_replay_by_criteria_publishes_those_once_and_marks_them(seeded: Se
     marks = [DlqMark.model_validate_json(r.value) for r in (await seeded.read(ops.topics.dlq_state)).records]
     assert {m.replay_of for m in marks} == expected and {m.state for m in marks} == {"replayed"}
     listed = await ops.listing(DlqFilter(state="replayed"))
-    assert {item["id"] for item in listed["items"]} == expected
+    assert {item.id for item in listed.items} == expected
 
     again = await ops.replay(await ops.select(criteria), by="bob")
     assert (again.done, set(again.skipped), again.failed) == ([], expected, [])
@@ -110,7 +111,7 @@ async def test_discard_hides_from_the_default_list_and_publishes_nothing(seeded:
     assert await ids(seeded) == {d.id for d in seeded.dead} - expected
     assert await ids(seeded, state="discarded") == expected
     detail = await ops.show(next(iter(expected)))
-    assert detail is not None and detail["mark"]["notes"] == "customer deleted"
+    assert detail is not None and detail.mark is not None and detail.mark.notes == "customer deleted"
     assert (await seeded.read(ops.topics.ready("stripe"))).records == []
     again = await ops.discard(await ops.select(DlqFilter(ids=frozenset(expected))), by="carol")
     assert (again.done, set(again.skipped)) == ([], expected)
@@ -119,10 +120,11 @@ async def test_discard_hides_from_the_default_list_and_publishes_nothing(seeded:
 async def test_show_returns_the_whole_record(seeded: Seeded) -> None:
     target = seeded.dead[2]
     detail = await seeded.ops.show(target.id[:13])
-    assert detail is not None and detail["id"] == target.id
-    assert detail["body"] == {"encoding": "json", "content": {"id": "evt_stripe_2", "type": "charge.failed"}}
-    assert len(detail["history"]) == 3 and detail["final_error"]["error_class"] == "http_500"
-    assert detail["key"] == target.envelope.key
+    assert detail is not None and detail.id == target.id
+    shown = to_json(detail)
+    assert shown["body"] == {"encoding": "json", "content": {"id": "evt_stripe_2", "type": "charge.failed"}}
+    assert len(shown["history"]) == 3 and shown["final_error"]["error_class"] == "http_500"
+    assert shown["key"] == target.envelope.key
     assert await seeded.ops.show("no-such-id") is None
 
 
@@ -134,4 +136,4 @@ async def test_a_provider_without_a_ready_topic_fails_alone(
     assert report.done == [world.dead[1].id]
     assert [(i, "no topic" in reason) for i, reason in report.failed] == [(world.dead[0].id, True)]
     assert len((await world.read(world.ops.topics.ready("stripe"))).records) == 1
-    assert (await world.ops.listing(DlqFilter(provider="retired")))["items"][0]["state"] == "dead"
+    assert (await world.ops.listing(DlqFilter(provider="retired"))).items[0].state == "dead"

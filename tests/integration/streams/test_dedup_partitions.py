@@ -20,7 +20,7 @@ from schemas.producer import EnvelopeProducer, encode_envelope
 from streams.dedup import FORWARDED_FROM_HEADER
 from streams.dedup_store import owner_partition
 from streams.worker import signer_for
-from tests.support.librdkafka import librdkafka_produce
+from tests.support.librdkafka import Record, librdkafka_produce
 from tests.support.pipeline import CommittedReader, create_topics, envelope, running_worker, settings_of
 
 pytestmark = pytest.mark.kafka
@@ -52,14 +52,14 @@ async def test_a_resend_on_another_partition_is_still_a_duplicate(config: dict[s
     assert acked.partition == owner_partition(key, PARTITIONS)
     # ... then the gateway resends the same signed record, and sends 1,500 events, 300 of them twice
     distinct = [envelope("stripe", f"evt_gw_{i}") for i in range(1500)]
-    records = [(key, value, headers)] + [encode_envelope(e, signer) for e in distinct + distinct[:300]]
+    keyed = [(key, value, headers)] + [encode_envelope(e, signer) for e in distinct + distinct[:300]]
     # and two records that carry no usable key: quarantined where they land, never forwarded
     valid = encode_envelope(envelope("stripe", "evt_keyless"), signer)
-    records += [(None, valid[1], valid[2]), (b"\xff\xfe", valid[1], valid[2])]
+    records: list[Record] = [*keyed, (None, valid[1], valid[2]), (b"\xff\xfe", valid[1], valid[2])]
     landed = await asyncio.to_thread(librdkafka_produce, bootstrap, topics.inbound, records)
     assert landed[0] == zlib.crc32(key) % PARTITIONS != acked.partition  # librdkafka: CRC32, elsewhere
     should_forward = sum(
-        1 for (k, _, _), p in zip(records[:-2], landed[:-2], strict=True) if p != owner_partition(k, 4)
+        1 for (k, _, _), p in zip(keyed, landed[:-2], strict=True) if p != owner_partition(k, 4)
     )
     unique_keys = {taken.key.encode()} | {e.key.encode() for e in distinct}
 

@@ -61,8 +61,8 @@ async def test_a_github_body_re_posted_with_fresh_delivery_ids_is_delivered_once
     topics = await create_topics(settings)
     # a captured body whose digest maps to another partition than the first delivery's key (forwarded)
     for n in range(100):
-        body = json.dumps({"action": "opened", "issue": {"number": n}, "zen": "Keep it logically awesome."})
-        captured = body.encode()
+        text = json.dumps({"action": "opened", "issue": {"number": n}, "zen": "Keep it logically awesome."})
+        captured = text.encode()
         digest = dedup_identity("body", b"github:d-first", "github", captured)
         if owner_partition(digest, PARTITIONS) != owner_partition(b"github:d-first", PARTITIONS):
             break

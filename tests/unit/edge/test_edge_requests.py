@@ -30,7 +30,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 def assert_clean_error(response: httpx.Response, status: int, code: str) -> dict[str, str]:
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, str] = response.json()
     assert body["error"] == code
     assert body["message"]
     for secret in SECRET_VALUES:  # never echo a secret

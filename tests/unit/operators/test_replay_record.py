@@ -10,7 +10,7 @@ from services.operators import replay
 from services.operators.dlq_index import DlqIndex
 from services.operators.replay import replay_record
 from services.operators.topics import OperatorTopics
-from services.operators.views import decode_body, entry_detail
+from services.operators.views import decode_body, entry_detail, to_json
 from streams.dispatch import DESTINATION_HEADER
 from streams.poison import UNROUTED
 from streams.policy import failures_at
@@ -49,19 +49,22 @@ def test_replay_keeps_history_adds_a_marker_and_targets_the_failed_destination()
 
 
 def test_body_is_decoded_as_json_text_or_base64() -> None:
-    assert decode_body(b'{"a": 1}', "application/json") == {"encoding": "json", "content": {"a": 1}}
-    assert decode_body(b"a=1&b=2", "application/x-www-form-urlencoded") == {
+    assert to_json(decode_body(b'{"a": 1}', "application/json")) == {"encoding": "json", "content": {"a": 1}}
+    assert to_json(decode_body(b"a=1&b=2", "application/x-www-form-urlencoded")) == {
         "encoding": "text",
         "content": "a=1&b=2",
     }
-    assert decode_body(b"{broken", "application/json") == {"encoding": "text", "content": "{broken"}
-    assert decode_body(b"\xff\x00", "application/octet-stream") == {"encoding": "base64", "content": "/wA="}
+    assert to_json(decode_body(b"{broken", "application/json")) == {"encoding": "text", "content": "{broken"}
+    assert to_json(decode_body(b"\xff\x00", "application/octet-stream")) == {
+        "encoding": "base64",
+        "content": "/wA=",
+    }
 
 
 def test_detail_holds_the_whole_record() -> None:
     dead = dead_letter("stripe", 1, attempts=2)
     index = DlqIndex.build(dlq_records([dead]), [])
-    detail = entry_detail(index.entries[dead.id], [])
+    detail = to_json(entry_detail(index.entries[dead.id], []))
     assert detail["body"]["content"] == {"id": "evt_stripe_1", "type": "charge.failed"}
     assert [e["attempt"] for e in detail["history"]] == [1, 2]
     assert detail["envelope"]["event_id"] == "evt_stripe_1" and "body" not in detail["envelope"]

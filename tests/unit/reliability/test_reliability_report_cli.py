@@ -98,6 +98,6 @@ def test_api_settings_reject_bad_values(data: dict[str, object], message: str) -
 
 
 def test_settings_are_frozen() -> None:
-    settings = APISettings(base_url="http://a.test")  # type: ignore[arg-type]
+    settings = APISettings(base_url="http://a.test")
     with pytest.raises(ValidationError):
         settings.batch_concurrency = 3  # type: ignore[misc]

@@ -236,7 +236,10 @@ def test_an_operator_replay_gives_a_fresh_budget() -> None:
     dead = [entry("dispatch", "hook", 1), entry("dispatch", "hook", 2)]
     replayed = [*dead, entry("replay", None, 2)]
     failed_once_more = [*replayed, entry("dispatch", "hook", 3)]
-    as_envelope = lambda errors: WebhookEnvelope.model_validate({**item.model_dump(), "errors": errors})  # noqa: E731
+
+    def as_envelope(errors: list[dict[str, object]]) -> WebhookEnvelope:
+        return WebhookEnvelope.model_validate({**item.model_dump(), "errors": errors})
+
     assert policy.exhausted(as_envelope(dead), "hook")
     assert not policy.exhausted(as_envelope(replayed), "hook")
     assert not policy.exhausted(as_envelope(failed_once_more), "hook")

@@ -53,7 +53,7 @@ async def loop_with(errors: list[BaseException]) -> TransactionalLoop:
     )
     loop = TransactionalLoop(config, Handler())
     await loop._producer.stop()  # never started: replaced by the fake
-    loop._producer = FakeProducer()  # type: ignore[assignment]
+    loop._producer = FakeProducer()
     loop._sender = FakeSender(errors)  # type: ignore[assignment]
     LOOPS.append(loop)
     return loop
@@ -98,7 +98,7 @@ async def test_a_refused_output_still_renews_the_producer() -> None:
         renewed.append(True)
 
     loop._renew_producer = renew  # type: ignore[method-assign]
-    loop._consumer.assignment = lambda: set()  # type: ignore[method-assign]
+    loop._consumer.assignment = lambda: set()
     loop._inflight = asyncio.create_task(loop._commit([], {}, None))  # type: ignore[arg-type]
     assert await loop.settle() is False
     assert renewed == [True] and loop.refused == 1
@@ -121,9 +121,9 @@ async def test_a_store_that_fails_to_open_leaves_its_partition_paused_unopened_a
     loop.handler = handler = FailingRestore(failures=1)
     paused: set[TopicPartition] = set()
     consumer = loop._consumer
-    consumer.assignment = lambda: {TP}  # type: ignore[method-assign]
-    consumer.pause = lambda *tps: paused.update(tps)  # type: ignore[method-assign]
-    consumer.resume = lambda *tps: paused.difference_update(tps)  # type: ignore[method-assign]
+    consumer.assignment = lambda: {TP}
+    consumer.pause = lambda *tps: paused.update(tps)
+    consumer.resume = lambda *tps: paused.difference_update(tps)
 
     async def stable(partitions: set[TopicPartition]) -> None:
         pass
