@@ -28,4 +28,4 @@ class ExitCode(IntEnum):
 def fail(message: object, code: ExitCode = ExitCode.FAILED) -> NoReturn:
     """Print ``error: <message>`` to stderr and end the command with ``code`` (no traceback)."""
     typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(code)
+    raise typer.Exit(code) from None  # called in an except block: the cause is in the message
