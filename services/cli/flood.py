@@ -60,6 +60,7 @@ def flood(
         require_tooling("breakwater flood")
     except ToolingMissing as exc:
         fail(exc, ExitCode.USAGE)
+    # Imported only now: they import the extra just checked (see the module docstring).
     from services.flood.report import print_summary
     from services.flood.runner import FloodOptions, run_flood
     from services.flood.scenario import default_scenario
