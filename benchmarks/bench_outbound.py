@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 
 from benchmarks.figures import record
-from services.outbound import APIClient, APISettings
+from services.outbound.client import APIClient
+from services.outbound.config import APISettings
 from services.shutdown import SigtermUnwinds
 
 

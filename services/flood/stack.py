@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer
 
 from schemas import topics as names
 from services.config import BreakwaterSettings, LocalKafkaSettings, load_settings
+from services.errors import BreakwaterError
 from services.flood.scenario import SECRETS, Scenario
 from services.flood.tomlgen import dumps
 from services.flood.traffic import sign
@@ -212,7 +213,7 @@ async def start_processes(stack: Stack) -> None:
     )
 
 
-class StackError(RuntimeError):
+class StackError(BreakwaterError):
     """A piece of the flood's stack did not come up; the message carries its log's tail."""
 
 
