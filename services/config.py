@@ -328,7 +328,7 @@ class PipelineSettings(Section):
     """RocksDB memory of all of a worker's dedup partitions together (memtables and block cache, one
     budget): the table may hold millions of keys on disk, its memory stays within this. The OS page
     cache serves the files beyond it. Less memory means smaller memtables, more flushes and
-    compactions: draining a 1M backlog ran at 46% of a raw copy with 64, 33% with 32 and 32% with 16."""
+    compactions, so a lower budget drains a backlog more slowly (``make bench-pipeline`` measures it)."""
     retry_tiers: list[RetryTier] = Field(default_factory=_default_tiers, min_length=1)
     retry_jitter: float = Field(default=0.2, ge=0, lt=1)
     """``not_before`` is the tier delay times a random factor in ``[1 - jitter, 1 + jitter]``."""
