@@ -25,7 +25,8 @@ import httpx
 
 from benchmarks.figures import record
 from services.flood.shutdown import SigtermUnwinds
-from services.outbound import APIClient, APISettings
+from services.outbound.client import APIClient
+from services.outbound.config import APISettings
 
 
 async def _ok_app(

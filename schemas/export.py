@@ -1,7 +1,8 @@
 """JSON Schema files for every record type on Breakwater's topics, generated from the models.
 
 The files under ``schemas/jsonschema/`` are committed so downstream consumers (in any language) can
-read them without Python; ``tests/unit/test_jsonschema.py`` fails when a model and its file drift.
+read them without Python; ``test_committed_json_schemas_match_the_models`` in ``tests/unit/test_contracts.py``
+fails when a model and its file drift.
 Regenerate with ``breakwater schemas export`` (or ``make schemas``).
 """
 

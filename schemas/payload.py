@@ -25,6 +25,8 @@ from typing import Any
 
 import pydantic_core
 
+from services.errors import BreakwaterError
+
 JSON_MAX_DEPTH = 200
 """Arrays and objects nested this deep still hold a value; one more is refused (jiter's limit)."""
 
@@ -36,7 +38,7 @@ _BOM = b"\xef\xbb\xbf"
 _INFINITY = b"Infinity"
 
 
-class MalformedPayload(ValueError):
+class MalformedPayload(BreakwaterError):
     """The body claims to be JSON and is not strict JSON: no retry can fix it. The message says why."""
 
 

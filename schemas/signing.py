@@ -12,13 +12,15 @@ import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from services.errors import BreakwaterError
+
 KEY_ID_HEADER = "bw-key-id"
 SIGNATURE_HEADER = "bw-signature"
 
 KafkaHeaders = list[tuple[str, bytes]]
 
 
-class EnvelopeSignatureError(Exception):
+class EnvelopeSignatureError(BreakwaterError):
     """The record was not signed by a trusted edge; ``reason`` says how."""
 
     def __init__(self, reason: str) -> None:

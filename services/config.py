@@ -18,14 +18,13 @@ import os
 import re
 import socket
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -44,10 +43,10 @@ from schemas.limits import ENVELOPE_MAX_BYTES
 from schemas.topics import TopicSpec, topic_catalogue
 from services.errors import BreakwaterError
 from services.operators.config import OperatorSettings
-from services.outbound.config import APISettings
-from services.reliability.config import ServiceSettings
-from services.reliability.graph import validate_dependency_graph
+from services.outbound.config import APISettings, BreakerSettings, RateLimitSettings
+from services.reliability.config import ServiceSettings, validate_dependency_graph
 from services.secrets import Secret
+from services.settings_base import Section
 from services.telemetry import TelemetrySettings
 
 ENV_PREFIX = "BREAKWATER_"
@@ -77,18 +76,14 @@ class ConfigError(BreakwaterError):
     """The configuration cannot be used; the message names the field (or the file and line)."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RateLimit(_Section):
+class RateLimit(Section):
     """A token bucket: ``rate`` tokens a second, up to ``burst`` at once."""
 
     rate: float = Field(gt=0)
     burst: int = Field(default=1, ge=1)
 
 
-class ProviderSettings(_Section):
+class ProviderSettings(Section):
     """One webhook source. The URL path names it: ``POST /webhooks/{name}``."""
 
     kind: ProviderKind | None = None
@@ -105,7 +100,7 @@ class ProviderSettings(_Section):
     cert_hosts: list[str] = Field(default_factory=lambda: ["api.paypal.com", "api.sandbox.paypal.com"])
 
 
-class LocalKafkaSettings(_Section):
+class LocalKafkaSettings(Section):
     """The embedded single-node broker that ``breakwater kafka start`` runs."""
 
     version: str = "4.1.1"
@@ -123,7 +118,7 @@ class LocalKafkaSettings(_Section):
     start_timeout_seconds: float = Field(default=90, gt=0)
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     bootstrap: str | None = None
     """An existing cluster (``host:port,...``). When set, nothing is started locally."""
     local: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
@@ -135,14 +130,14 @@ class KafkaSettings(_Section):
         return self.bootstrap or f"{self.local.host}:{self.local.port}"
 
 
-class TopicSettings(_Section):
+class TopicSettings(Section):
     partitions: int = Field(default=8, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     min_insync_replicas: int = Field(default=1, ge=1)
     retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
 
 
-class SigningSettings(_Section):
+class SigningSettings(Section):
     """Keys that sign envelopes at the edge; every key here is accepted when verifying (rotation)."""
 
     active_key_id: str = "dev"
@@ -165,7 +160,7 @@ def envelope_bytes_for_body(body_bytes: int) -> int:
     return 4 * -(-body_bytes // 3) + ENVELOPE_HEADROOM_BYTES
 
 
-class EdgeSettings(_Section):
+class EdgeSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
@@ -227,7 +222,7 @@ class EdgeSettings(_Section):
         return value
 
 
-class KafkaDestination(_Section):
+class KafkaDestination(Section):
     """Deliver the normalized event record to a Kafka topic (inside the worker's transaction)."""
 
     kind: Literal["kafka"] = "kafka"
@@ -235,8 +230,28 @@ class KafkaDestination(_Section):
     rate: RateLimit | None = None
 
 
-class HttpDestination(_Section):
-    """POST the raw body to ``url`` with ``Idempotency-Key: {provider}:{event_id}`` (at least once)."""
+class HttpDestination(Section):
+    """POST the raw body to ``url`` with ``Idempotency-Key: {provider}:{event_id}`` (at least once).
+
+    ``breaker`` and ``rate_limit`` are the outbound client's own sections (``[apis.*]`` spells them the
+    same), off unless configured::
+
+        [pipeline.destinations.crm]
+        kind = "http"
+        url = "https://crm.example.com/hooks"
+        breaker = { failure_rate = 0.5, min_calls = 10, window = 30, open_for = 15 }
+        rate_limit = { start = 50, min = 1, max = 50 }
+    """
+
+    renamed: ClassVar[Mapping[str, str]] = {
+        "breaker_failure_rate": "breaker.failure_rate",
+        "breaker_min_calls": "breaker.min_calls",
+        "breaker_window_seconds": "breaker.window",
+        "breaker_open_seconds": "breaker.open_for",
+        "breaker_probes": "breaker.half_open_max_calls",
+        "adaptive_max_rate": "rate_limit.start and rate_limit.max",
+        "adaptive_min_rate": "rate_limit.min",
+    }
 
     kind: Literal["http"] = "http"
     url: str = Field(pattern=r"^https?://")
@@ -244,40 +259,24 @@ class HttpDestination(_Section):
     concurrency: int = Field(default=16, ge=1)
     """Requests in flight at once to this destination."""
     rate: RateLimit | None = None
+    """A fixed pace (token bucket) that dispatch keeps before calling; ``rate_limit`` adapts to answers."""
     max_attempts: int | None = Field(default=None, ge=1)
     """Overrides ``pipeline.max_attempts`` for this destination."""
     max_inline_wait_seconds: float = Field(default=2.0, ge=0)
     """After a 429, records wait this long in line; a longer Retry-After parks them in a retry tier."""
-    breaker_failure_rate: float | None = Field(default=None, gt=0, le=1)
-    """Refuse calls (``circuit_open``) for ``breaker_open_seconds`` once this share of the calls in the
-    last ``breaker_window_seconds`` failed (5xx, timeouts, refused connections), so a down endpoint gets
-    room to recover instead of every event's attempts; ``None``: no breaker."""
-    breaker_min_calls: int = Field(default=10, ge=1)
-    """Calls the window must hold before its failure rate is judged."""
-    breaker_window_seconds: float = Field(default=30.0, gt=0)
-    breaker_open_seconds: float = Field(default=15.0, gt=0)
-    breaker_probes: int = Field(default=3, ge=1)
-    """Calls let through once ``breaker_open_seconds`` passed; all must succeed to close the breaker."""
-    adaptive_max_rate: float | None = Field(default=None, gt=0)
-    """Pace calls adaptively (halve on 429, 5xx and timeouts, creep back up on success), starting at and
-    never above this many a second; ``None``: no adaptive pacing (``rate`` still applies)."""
-    adaptive_min_rate: float = Field(default=1.0, gt=0)
-    """The floor the adaptive pacing never goes below."""
-
-    @model_validator(mode="after")
-    def _adaptive_bounds(self) -> HttpDestination:
-        if self.adaptive_max_rate is not None and self.adaptive_min_rate > self.adaptive_max_rate:
-            raise ValueError(
-                f"adaptive_min_rate ({self.adaptive_min_rate}) exceeds adaptive_max_rate "
-                f"({self.adaptive_max_rate})"
-            )
-        return self
+    breaker: BreakerSettings = Field(default_factory=lambda: BreakerSettings(enabled=False))
+    """Refuse calls (``circuit_open``) for ``open_for`` seconds once ``failure_rate`` of the calls in
+    the last ``window`` seconds failed (5xx, timeouts, refused connections), so a down endpoint gets
+    room to recover instead of every event's attempts. Off unless this section is given."""
+    rate_limit: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(enabled=False))
+    """Pace calls adaptively (halve on 429, 5xx and timeouts, creep back up on success) between ``min``
+    and ``max`` a second, from ``start``. Off unless this section is given (``rate`` still applies)."""
 
 
 Destination = Annotated[KafkaDestination | HttpDestination, Field(discriminator="kind")]
 
 
-class Route(_Section):
+class Route(Section):
     """Events of ``provider`` (``*`` for any) whose type matches one of ``event_types`` (fnmatch)."""
 
     provider: str = "*"
@@ -285,7 +284,7 @@ class Route(_Section):
     destinations: list[str] = Field(min_length=1)
 
 
-class RetryTier(_Section):
+class RetryTier(Section):
     """A delay tier: failed deliveries wait in ``webhooks.retry.{name}`` for about ``delay_seconds``."""
 
     name: str = Field(pattern=r"^[a-z0-9]+$")
@@ -309,7 +308,7 @@ def _default_destinations() -> dict[str, Destination]:
     return {"events": KafkaDestination()}
 
 
-class PipelineSettings(_Section):
+class PipelineSettings(Section):
     """The stream workers: dedup window, routes and destinations, shaping, retry tiers, attempts."""
 
     app_id: str = Field(default="breakwater", pattern=r"^[A-Za-z0-9._-]{1,100}$")
@@ -329,7 +328,7 @@ class PipelineSettings(_Section):
     """RocksDB memory of all of a worker's dedup partitions together (memtables and block cache, one
     budget): the table may hold millions of keys on disk, its memory stays within this. The OS page
     cache serves the files beyond it. Less memory means smaller memtables, more flushes and
-    compactions: draining a 1M backlog ran at 46% of a raw copy with 64, 33% with 32 and 32% with 16."""
+    compactions, so a lower budget drains a backlog more slowly (``make bench-pipeline`` measures it)."""
     retry_tiers: list[RetryTier] = Field(default_factory=_default_tiers, min_length=1)
     retry_jitter: float = Field(default=0.2, ge=0, lt=1)
     """``not_before`` is the tier delay times a random factor in ``[1 - jitter, 1 + jitter]``."""

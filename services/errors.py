@@ -9,10 +9,30 @@
     │   ├── UnknownProvider       404
     │   ├── UnsupportedMediaType  415
     │   └── Overloaded            429 / 503 with Retry-After
-    ├── RetryableError            a delivery that may succeed later (timeouts, 5xx, 429)
-    └── PermanentError            a delivery that never will (other 4xx, poison payloads): dead-letter now
+    ├── DeliveryFailed            a call to a destination or an API failed: error_class, status, retry_after
+    │   ├── RetryableError        may succeed later (timeouts, 5xx, 429): a retry tier
+    │   │   ├── RetryableStatus, CallTimeout, NetworkError, CircuitOpen, DeadlineExceeded
+    │   │   │                                                           services/outbound/errors.py
+    │   │   └── ServiceUnavailable                                      services/reliability/registry.py
+    │   └── PermanentError        never will (other 4xx, poison payloads): dead-letter now
+    │       └── PermanentStatus, PermanentNetworkError, InvalidRequest  services/outbound/errors.py
+    ├── ConfigError               the settings cannot be used           services/config.py
+    ├── MalformedPayload          a body that is not strict JSON        schemas/payload.py
+    ├── EnvelopeSignatureError    a record no trusted edge signed       schemas/signing.py
+    ├── Quarantined               a record dedup cannot judge           streams/dedup.py
+    ├── BadHeader                 a record header we cannot read        streams/poison.py
+    ├── Blocked                   a destination cooling down: park      streams/shaping.py
+    ├── OutputsRefused            the broker refused a transaction      streams/eos.py
+    ├── ClientGone                the client left mid-body              services/edge/ingest.py
+    ├── NoFallback, FallbacksExhausted                                  services/reliability/fallback.py
+    ├── FilterError, AmbiguousId  an operator's filter or id            services/operators/
+    ├── BodyTooLarge              operator API body over its limit      services/operators/api.py
+    ├── TopicError, LocalKafkaError                                     services/kafka/
+    └── StackError                a piece of the flood did not come up  services/flood/stack.py
 
-Messages name what was wrong and never carry secrets or signature values.
+``tests/unit/test_error_tree.py`` fails when an exception defined in ``services``, ``streams`` or
+``schemas`` is not in this tree. Messages name what was wrong and never carry secrets or signature
+values.
 """
 
 from __future__ import annotations
@@ -79,15 +99,38 @@ class Overloaded(RejectedRequest):
             self.code = code
 
 
-class RetryableError(BreakwaterError):
+class DeliveryFailed(BreakwaterError):
+    """A call to a destination or an API failed; the subclass says whether trying again can help.
+
+    ``error_class`` is what the envelope's history records (``http_503``, ``timeout``, ``connect``,
+    ``circuit_open``; the class's name unless a subclass or the caller names it). ``status`` is the
+    HTTP status when there was an answer; ``retry_after`` the seconds the API asked us to wait.
+    """
+
+    error_class: str = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_class: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class or self.error_class or type(self).__name__
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RetryableError(DeliveryFailed):
     """A delivery that failed now and may succeed later."""
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
-
-class PermanentError(BreakwaterError):
+class PermanentError(DeliveryFailed):
     """A delivery that will never succeed as it is: dead-letter it with this reason."""
+
+    def __init__(self, message: str, *, error_class: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, error_class=error_class, status=status)

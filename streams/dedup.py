@@ -61,7 +61,7 @@ def _forwarded(record: Record) -> tuple[tuple[str, bytes], ...]:
     return tuple((name, value) for name, value in record.headers if name == TRACEPARENT_HEADER)
 
 
-class Quarantined(Exception):
+class Quarantined(BreakwaterError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason

@@ -1,10 +1,10 @@
-"""Destinations: the HTTP delivery seam and how its failures are named in the envelope's history.
+"""Destinations: the HTTP delivery seam.
 
-Each HTTP destination is called through its own outbound :class:`~services.outbound.APIClient`, so its
-calls feed a circuit breaker and (when configured) an adaptive rate limiter. The client's errors are
-translated once, in :func:`delivery_error`, into :class:`RetryableDelivery` / :class:`PermanentDelivery`
-with the ``error_class`` that dispatch records (``http_<status>``, ``timeout``, ``connect``,
-``circuit_open``). Dispatch depends only on the :class:`Deliverer` protocol, so unit tests fake it.
+Each HTTP destination is called through its own outbound :class:`~services.outbound.client.APIClient`,
+so its calls feed a circuit breaker and (when configured) an adaptive rate limiter. The client's errors
+are :class:`~services.errors.DeliveryFailed` already, named the way dispatch records them
+(``error_class``: ``http_<status>``, ``timeout``, ``connect``, ``circuit_open``), so they pass through
+as they are. Dispatch depends only on the :class:`Deliverer` protocol, so unit tests fake it.
 """
 
 from __future__ import annotations
@@ -18,26 +18,11 @@ import httpx
 
 from schemas.envelope import WebhookEnvelope
 from services.config import Destination, HttpDestination
-from services.errors import BreakwaterError, PermanentError, RetryableError
-from services.outbound import (
-    APIClient,
-    APISettings,
-    BreakerSettings,
-    CallTimeout,
-    CircuitOpen,
-    DeadlineExceeded,
-    NetworkError,
-    PermanentNetworkError,
-    PermanentStatus,
-    PoolSettings,
-    RateLimitSettings,
-    RetryableStatus,
-    RetrySettings,
-    TimeoutSettings,
-)
+from services.outbound.client import APIClient
+from services.outbound.config import APISettings, PoolSettings, RetrySettings, TimeoutSettings
+from services.outbound.errors import NetworkError, PermanentStatus
 from services.telemetry import child_traceparent
 
-CIRCUIT_OPEN = "circuit_open"
 RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 """What the pipeline has always retried: 408, 429 and every 5xx; other 4xx dead-letter at once."""
 
@@ -53,47 +38,10 @@ def header_safe(value: str) -> str:
     return quote(value, safe=":/@!$&'()*+,;=")  # readable ASCII stays as it is
 
 
-class RetryableDelivery(RetryableError):
-    """Timeouts, connection errors, 5xx, 429 and open circuits; ``error_class`` goes into the history."""
-
-    def __init__(self, error_class: str, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message, retry_after=retry_after)
-        self.error_class = error_class
-
-
-class PermanentDelivery(PermanentError):
-    """Other 4xx and payloads that cannot be delivered as they are."""
-
-    def __init__(self, error_class: str, message: str) -> None:
-        super().__init__(message)
-        self.error_class = error_class
-
-
 class Deliverer(Protocol):
     async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination) -> None:
-        """Return on 2xx; raise :class:`RetryableDelivery` or :class:`PermanentDelivery`."""
-
-
-def delivery_error(exc: BreakwaterError) -> RetryableDelivery | PermanentDelivery:
-    """Name an outbound client error the way the envelope's history and the retry policy expect."""
-    message = str(exc)
-    match exc:
-        case RetryableStatus() | PermanentStatus():
-            error_class = f"http_{exc.status}"
-        case CircuitOpen():
-            error_class = CIRCUIT_OPEN
-        case CallTimeout() | DeadlineExceeded():  # timeout_seconds bounds the whole call, pacing included
-            error_class = "timeout"
-        case NetworkError() | PermanentNetworkError():
-            # The outbound client files a connect timeout under "connect"; the history has always said
-            # "timeout" for every httpx timeout, and "connect" for every other transport error.
-            timed_out = exc.kind == "timeout" or isinstance(exc.__cause__, httpx.TimeoutException)
-            error_class = "timeout" if timed_out else "connect"
-        case _:
-            error_class = type(exc).__name__
-    if isinstance(exc, RetryableError):
-        return RetryableDelivery(error_class, message, retry_after=exc.retry_after)
-    return PermanentDelivery(error_class, message)
+        """Return on 2xx; raise a :class:`~services.errors.RetryableError` or
+        :class:`~services.errors.PermanentError`."""
 
 
 def api_settings(destination: HttpDestination, *, lanes: int = 1) -> APISettings:
@@ -107,25 +55,13 @@ def api_settings(destination: HttpDestination, *, lanes: int = 1) -> APISettings
     """
     t = destination.timeout_seconds
     connections = destination.concurrency * lanes
-    adaptive = destination.adaptive_max_rate
     return APISettings(
         base_url=destination.url,
         timeouts=TimeoutSettings(connect=t, attempt=t, overall=t),
         pool=PoolSettings(max_connections=connections, max_keepalive_connections=connections),
         retry=RetrySettings(max_attempts=1, retryable_statuses=RETRYABLE_STATUSES),
-        breaker=BreakerSettings(
-            enabled=destination.breaker_failure_rate is not None,
-            failure_rate=destination.breaker_failure_rate or 1.0,
-            min_calls=destination.breaker_min_calls,
-            window=destination.breaker_window_seconds,
-            open_for=destination.breaker_open_seconds,
-            half_open_max_calls=destination.breaker_probes,
-        ),
-        rate_limit=RateLimitSettings(enabled=False)
-        if adaptive is None
-        else RateLimitSettings(
-            start=adaptive, max=adaptive, min=min(destination.adaptive_min_rate, adaptive)
-        ),
+        breaker=destination.breaker,
+        rate_limit=destination.rate_limit,
     )
 
 
@@ -181,15 +117,13 @@ class OutboundDeliverer:
                 content=envelope.body,
                 headers=headers,
             )
-        except (RetryableError, PermanentError) as exc:
-            raise delivery_error(exc) from exc
         except (
             httpx.HTTPError
         ) as exc:  # e.g. a body we cannot decode: a poison answer must not stop the worker
-            raise RetryableDelivery("connect", f"{destination.url}: {type(exc).__name__} {exc}") from exc
+            raise NetworkError(f"{destination.url}: {type(exc).__name__} {exc}", kind="network") from exc
         if not 200 <= response.status_code < 300:  # the client returns 1xx-3xx; only 2xx is delivered
-            raise PermanentDelivery(
-                f"http_{response.status_code}", f"POST {destination.url} answered {response.status_code}"
+            raise PermanentStatus(
+                f"POST {destination.url} answered {response.status_code}", response=response
             )
 
     async def aclose(self) -> None:

@@ -23,8 +23,8 @@ from schemas.envelope import DeliveryError, WebhookEnvelope
 from schemas.events import MalformedPayload, event_record_json
 from schemas.retry import RetryRecord
 from services.config import Destination, HttpDestination, KafkaDestination, PipelineSettings
-from services.errors import BreakwaterError
-from streams.destinations import Deliverer, PermanentDelivery
+from services.errors import DeliveryFailed, PermanentError
+from streams.destinations import Deliverer
 from streams.eos_types import Batch, Out, Outcome, Record, StatelessHandler
 from streams.metrics import Metrics
 from streams.poison import (
@@ -172,7 +172,10 @@ class DispatchHandler(StatelessHandler):
             self._metrics["dispatch.unrouted"] += 1
         dead = [
             self._failed(
-                envelope, name, PermanentDelivery("unknown_destination", f"{name!r} is not configured"), tp
+                envelope,
+                name,
+                PermanentError(f"{name!r} is not configured", error_class="unknown_destination"),
+                tp,
             )
             for name in names
             if name not in self._destinations  # a retry for a destination removed from the configuration
@@ -217,10 +220,9 @@ class DispatchHandler(StatelessHandler):
                     await self._deliverer.deliver(envelope, destination)
             except Blocked as blocked:
                 outs.append(self._park(envelope, name, blocked.wait, tp))
-            except BreakwaterError as exc:
-                retry_after = getattr(exc, "retry_after", None)
-                if retry_after is not None:
-                    lane.cool_down(retry_after)
+            except DeliveryFailed as exc:
+                if exc.retry_after is not None:
+                    lane.cool_down(exc.retry_after)
                 outs.append(self._failed(envelope, name, exc, tp))
             except Exception as exc:  # a bug or an input no one foresaw, at this destination only
                 outs.append(self._unprocessable_at(envelope, name, exc, tp))
@@ -239,7 +241,7 @@ class DispatchHandler(StatelessHandler):
         if is_infrastructure(exc):
             raise exc
         log.error("dispatch of %s to %s raised %s", envelope.key, name, reason_of(exc))
-        return self._failed(envelope, name, PermanentDelivery("unprocessable", reason_of(exc)), tp)
+        return self._failed(envelope, name, PermanentError(reason_of(exc), error_class="unprocessable"), tp)
 
     def _to_kafka(self, envelope: WebhookEnvelope, name: str, tp: TopicPartition) -> Out:
         destination = self._destinations[name]
@@ -247,7 +249,7 @@ class DispatchHandler(StatelessHandler):
         try:
             record = event_record_json(envelope)
         except MalformedPayload as exc:
-            return self._failed(envelope, name, PermanentDelivery("malformed_payload", str(exc)), tp)
+            return self._failed(envelope, name, PermanentError(str(exc), error_class="malformed_payload"), tp)
         self._metrics.delivered(name, envelope.received_at)
         topic = self._topics.name(destination.topic)
         return Out(topic, envelope.key.encode(), record, follow=tp)
@@ -261,13 +263,13 @@ class DispatchHandler(StatelessHandler):
             self._topics.retry(tier), envelope.key.encode(), retry.model_dump_json().encode(), follow=tp
         )
 
-    def _failed(self, envelope: WebhookEnvelope, name: str, exc: BreakwaterError, tp: TopicPartition) -> Out:
+    def _failed(self, envelope: WebhookEnvelope, name: str, exc: DeliveryFailed, tp: TopicPartition) -> Out:
         now = datetime.now(UTC)
         error = DeliveryError(
             at=now,
             stage="dispatch",
             destination=name,
-            error_class=getattr(exc, "error_class", type(exc).__name__),
+            error_class=exc.error_class,
             message=str(exc)[:500],
             retryable=exc.retryable,
             attempt=envelope.attempt + 1,
@@ -280,8 +282,7 @@ class DispatchHandler(StatelessHandler):
         key = envelope.key.encode()
         if exc.retryable and not self._policy.exhausted(failed, name, limit):
             self._metrics[f"dispatch.retried.{name}"] += 1
-            retry_after = getattr(exc, "retry_after", None)
-            tier, not_before = self._policy.schedule(failures_at(failed, name), now, retry_after)
+            tier, not_before = self._policy.schedule(failures_at(failed, name), now, exc.retry_after)
             retry = RetryRecord(tier=tier, not_before=not_before, destination=name, envelope=failed)
             return Out(self._topics.retry(tier), key, retry.model_dump_json().encode(), follow=tp)
         self._metrics[f"dispatch.dead.{name}"] += 1

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from aiolimiter import AsyncLimiter
 
 from services.config import RateLimit
+from services.errors import BreakwaterError
 
 
 def bucket(limit: RateLimit | None) -> AsyncLimiter | None:
@@ -21,7 +22,7 @@ def bucket(limit: RateLimit | None) -> AsyncLimiter | None:
     return None if limit is None else AsyncLimiter(limit.burst, limit.burst / limit.rate)
 
 
-class Blocked(Exception):
+class Blocked(BreakwaterError):
     """The destination is cooling down past the time a record may wait in line: park it instead."""
 
     def __init__(self, wait: float) -> None:

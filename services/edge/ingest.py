@@ -24,6 +24,7 @@ from services.edge.admission import Admission
 from services.edge.publisher import Publisher
 from services.edge.verifiers import Verifier
 from services.errors import (
+    BreakwaterError,
     MalformedRequest,
     PayloadTooLarge,
     RejectedRequest,
@@ -40,7 +41,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class ClientGone(Exception):
+class ClientGone(BreakwaterError):
     """The client disconnected before its body arrived: there is no one to answer."""
 
 

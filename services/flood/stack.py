@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer
 
 from schemas import topics as names
 from services.config import BreakwaterSettings, load_settings
+from services.errors import BreakwaterError
 from services.flood.scenario import SECRETS, Scenario
 from services.flood.shutdown import stop_process
 from services.flood.tomlgen import dumps
@@ -172,7 +173,7 @@ async def start_processes(stack: Stack) -> None:
     )
 
 
-class StackError(RuntimeError):
+class StackError(BreakwaterError):
     """A piece of the flood's stack did not come up; the message carries its log's tail."""
 
 

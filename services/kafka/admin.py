@@ -13,6 +13,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from schemas.topics import TopicSpec
+from services.errors import BreakwaterError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
         client_log.setLevel(level)
 
 
-class TopicError(RuntimeError):
+class TopicError(BreakwaterError):
     """The broker refused to create a catalogue topic; the message names it and the reason."""
 
 

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from services.secrets import Secret
+from services.settings_base import Section
 
 __all__ = ["OperatorSettings"]
 
 
-class OperatorSettings(BaseModel):
+class OperatorSettings(Section):
     """Where the operator API listens and the bearer token it demands.
 
     No token means every protected route answers 401: an API that replays events must never be open
     by omission. The token is a secret reference like every other (``env:NAME``, ``file:PATH``).
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     token: Secret | None = None
     host: str = "127.0.0.1"

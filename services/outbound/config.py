@@ -1,7 +1,10 @@
 """Settings for one outbound API: where it is, how long to wait, how fast to call, when to give up.
 
-Frozen pydantic sections with ``extra="forbid"``, like :mod:`services.config`, so a typo in the TOML
-fails at start with the field's dotted name. Times are seconds (floats), so tests can scale them to ms::
+Sections on :class:`~services.settings_base.Section`, like :mod:`services.config`, so a typo in the TOML
+fails at start with the field's dotted name. This module imports only pydantic and that base: the root
+settings validate ``[apis]`` (and HTTP destinations reuse :class:`BreakerSettings` and
+:class:`RateLimitSettings`) without importing the outbound client. Times are seconds (floats), so tests
+can scale them to ms::
 
     [apis.payments]
     base_url = "https://api.example.com"
@@ -14,9 +17,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import Field, HttpUrl, model_validator
 
 from services.secrets import Secret
+from services.settings_base import Section
 
 RetryStrategy = Literal["exponential", "linear", "polynomial", "fibonacci", "decorrelated_jitter"]
 ErrorKind = Literal["connect", "timeout", "network"]
@@ -25,11 +29,7 @@ ErrorKind = Literal["connect", "timeout", "network"]
 DEFAULT_RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TimeoutSettings(_Section):
+class TimeoutSettings(Section):
     """``attempt`` bounds one HTTP exchange; ``overall`` bounds the call with every retry and wait."""
 
     connect: float = Field(default=2.0, gt=0)
@@ -43,14 +43,14 @@ class TimeoutSettings(_Section):
         return self
 
 
-class PoolSettings(_Section):
+class PoolSettings(Section):
     max_connections: int = Field(default=100, ge=1)
     max_keepalive_connections: int = Field(default=20, ge=0)
     keepalive_expiry: float = Field(default=30.0, ge=0)
     http2: bool = False
 
 
-class RateLimitSettings(_Section):
+class RateLimitSettings(Section):
     """AIMD bounds in requests per second: start at ``start``, never leave [``min``, ``max``].
 
     ``decrease_factor`` multiplies the rate on 429, 5xx and timeouts (at most once per
@@ -79,7 +79,7 @@ class RateLimitSettings(_Section):
         return self
 
 
-class RetrySettings(_Section):
+class RetrySettings(Section):
     """When and how long to wait before trying again. ``max_attempts`` counts the first try."""
 
     strategy: RetryStrategy = "exponential"
@@ -105,7 +105,7 @@ class RetrySettings(_Section):
         return self
 
 
-class BreakerSettings(_Section):
+class BreakerSettings(Section):
     """Open when at least ``min_calls`` in the last ``window`` seconds failed at ``failure_rate`` or more.
 
     After ``open_for`` seconds, up to ``half_open_max_calls`` probes may run; that many successes close
@@ -123,7 +123,7 @@ class BreakerSettings(_Section):
     """Statuses that count as a failure of the API (429 and 4xx do not: the API is up)."""
 
 
-class APISettings(_Section):
+class APISettings(Section):
     """One third-party or internal API.
 
     >>> APISettings(base_url="http://127.0.0.1:8080", rate_limit={"start": 5, "max": 10})  # doctest: +SKIP

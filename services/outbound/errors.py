@@ -11,7 +11,9 @@
     ├── PermanentNetworkError               a transport error the API's settings say not to retry
     └── InvalidRequest                      the request cannot be sent (bad URL, unsupported scheme)
 
-httpx errors are translated once, in :func:`translate_transport_error`, with ``raise ... from exc``.
+Each names itself the way an envelope's history does (``error_class``: ``http_<status>``, ``timeout``,
+``connect``, ``circuit_open``). httpx errors are translated once, in :func:`translate_transport_error`,
+with ``raise ... from exc``.
 """
 
 from __future__ import annotations
@@ -25,40 +27,57 @@ from services.outbound.config import ErrorKind
 class RetryableStatus(RetryableError):
     """The API answered with a status worth trying again; the response is kept for the record."""
 
+    status: int
+
     def __init__(self, message: str, *, response: httpx.Response, retry_after: float | None = None) -> None:
-        super().__init__(message, retry_after=retry_after)
+        status = response.status_code
+        super().__init__(message, error_class=f"http_{status}", status=status, retry_after=retry_after)
         self.response = response
-        self.status = response.status_code
 
 
 class CallTimeout(RetryableError):
+    error_class = "timeout"
     kind: ErrorKind = "timeout"
 
 
 class NetworkError(RetryableError):
-    def __init__(self, message: str, *, kind: ErrorKind, retry_after: float | None = None) -> None:
-        super().__init__(message, retry_after=retry_after)
+    """``error_class`` is ``timeout`` when connecting timed out, else ``connect``."""
+
+    error_class = "connect"
+
+    def __init__(self, message: str, *, kind: ErrorKind, error_class: str | None = None) -> None:
+        super().__init__(message, error_class=error_class)
         self.kind = kind
 
 
 class CircuitOpen(RetryableError):
     """Calls are refused locally so a failing API can recover; nothing was sent."""
 
+    error_class = "circuit_open"
+
 
 class DeadlineExceeded(RetryableError):
-    """The call's overall deadline passed before a usable answer."""
+    """The call's overall deadline passed before a usable answer (pacing and waiting included)."""
+
+    error_class = "timeout"
 
 
 class PermanentStatus(PermanentError):
+    status: int
+
     def __init__(self, message: str, *, response: httpx.Response) -> None:
-        super().__init__(message)
+        status = response.status_code
+        super().__init__(message, error_class=f"http_{status}", status=status)
         self.response = response
-        self.status = response.status_code
 
 
 class PermanentNetworkError(PermanentError):
-    def __init__(self, message: str, *, kind: ErrorKind) -> None:
-        super().__init__(message)
+    """``error_class`` is ``timeout`` when the transport error was a timeout, else ``connect``."""
+
+    error_class = "connect"
+
+    def __init__(self, message: str, *, kind: ErrorKind, error_class: str | None = None) -> None:
+        super().__init__(message, error_class=error_class)
         self.kind = kind
 
 
@@ -83,8 +102,11 @@ def translate_transport_error(
         return InvalidRequest(f"{api}: unsupported URL scheme ({exc})")
     kind = error_kind(exc)
     message = f"{api}: {kind} error: {type(exc).__name__}: {exc or 'no detail'}"
+    # The history has always said "timeout" for every httpx timeout (a connect timeout too), and
+    # "connect" for every other transport error.
+    error_class = "timeout" if isinstance(exc, httpx.TimeoutException) else "connect"
     if kind not in retryable:
-        return PermanentNetworkError(message, kind=kind)
+        return PermanentNetworkError(message, kind=kind, error_class=error_class)
     if kind == "timeout":
         return CallTimeout(message)
-    return NetworkError(message, kind=kind)
+    return NetworkError(message, kind=kind, error_class=error_class)

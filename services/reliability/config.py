@@ -1,6 +1,8 @@
 """Settings for the services Breakwater depends on: how much they matter, what they need, what they owe.
 
-Frozen pydantic sections with ``extra="forbid"``, like :mod:`services.config`::
+Sections on :class:`~services.settings_base.Section`, like :mod:`services.config`. This module
+imports only pydantic and that base, so the root settings validate ``[services]`` (the graph's rules
+too) without importing the reliability runtime::
 
     [services.payments]
     criticality = "critical"
@@ -19,18 +21,17 @@ Cross-service rules (known names, no cycles) are checked by :func:`validate_depe
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import Field, HttpUrl, model_validator
 
-from services.reliability.graph import CRITICALITY_WEIGHT, Criticality, validate_dependency_graph
+from services.settings_base import Section
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+Criticality = Literal["critical", "high", "medium", "low"]
 
 
-class SLASettings(_Section):
+class SLASettings(Section):
     """What the service promises: the share of calls that succeed, and a latency at a percentile."""
 
     availability: float = Field(default=0.99, gt=0, le=1)
@@ -38,7 +39,7 @@ class SLASettings(_Section):
     percentile: Literal[50, 95, 99] = 95
 
 
-class HealthCheckSettings(_Section):
+class HealthCheckSettings(Section):
     """An HTTP probe every ``interval`` seconds; ``failures_to_down`` misses in a row mark it down."""
 
     url: HttpUrl
@@ -52,7 +53,7 @@ class HealthCheckSettings(_Section):
     """A probe slower than this marks the service degraded (up, but not well)."""
 
 
-class CacheFallback(_Section):
+class CacheFallback(Section):
     """The last good answer for the same key, if younger than ``max_age`` seconds."""
 
     kind: Literal["cache"] = "cache"
@@ -60,21 +61,21 @@ class CacheFallback(_Section):
     max_entries: int = Field(default=1024, ge=1)
 
 
-class DefaultFallback(_Section):
+class DefaultFallback(Section):
     """A fixed value, e.g. an empty list or ``{"status": "unknown"}``."""
 
     kind: Literal["default"] = "default"
     value: Any = None
 
 
-class ServiceFallback(_Section):
+class ServiceFallback(Section):
     """The same call made to another configured service (which should have an ``api``)."""
 
     kind: Literal["service"] = "service"
     service: str
 
 
-class DegradedFallback(_Section):
+class DegradedFallback(Section):
     """A reduced answer: code may register a builder for it; ``value`` is used otherwise."""
 
     kind: Literal["degraded"] = "degraded"
@@ -86,7 +87,7 @@ FallbackSettings = Annotated[
 ]
 
 
-class ServiceSettings(_Section):
+class ServiceSettings(Section):
     """One service: its weight, its dependencies, its SLA, how to probe it, what to use instead."""
 
     criticality: Criticality = "medium"
@@ -111,8 +112,62 @@ class ServiceSettings(_Section):
         return self
 
 
+class ServiceNode(Protocol):
+    """What the graph reads from a service's settings."""
+
+    @property
+    def criticality(self) -> Criticality: ...
+
+    @property
+    def depends_on(self) -> list[str]: ...
+
+
+def _find_cycle(edges: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """A cycle as ``[a, b, ..., a]``, or ``None``. Iterative DFS, so deep graphs do not recurse."""
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(edges, white)
+    for root in sorted(edges):
+        if colour[root] != white:
+            continue
+        path: list[str] = [root]
+        stack = [iter(sorted(edges[root]))]
+        colour[root] = grey
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                colour[path.pop()] = black
+                stack.pop()
+            elif colour.get(child, black) == grey:
+                return [*path[path.index(child) :], child]
+            elif colour.get(child) == white:
+                colour[child] = grey
+                path.append(child)
+                stack.append(iter(sorted(edges[child])))
+    return None
+
+
+def validate_dependency_graph(services: Mapping[str, ServiceNode]) -> None:
+    """Raise :class:`ValueError` for an unknown dependency or fallback service, or a cycle (named).
+
+    >>> validate_dependency_graph({"a": S(depends_on=["b"]), "b": S(depends_on=["a"])})  # doctest: +SKIP
+    ValueError: services depend on each other in a cycle: a -> b -> a
+    """
+    for name, service in services.items():
+        unknown = sorted(set(service.depends_on) - set(services))
+        if unknown:
+            raise ValueError(f"service {name!r} depends on unknown services {unknown}")
+        for fallback in getattr(service, "fallback", []):
+            other = getattr(fallback, "service", None)
+            if other is not None and other not in services:
+                raise ValueError(f"service {name!r} falls back to unknown service {other!r}")
+            if other == name:
+                raise ValueError(f"service {name!r} falls back to itself")
+    cycle = _find_cycle({name: service.depends_on for name, service in services.items()})
+    if cycle:
+        raise ValueError("services depend on each other in a cycle: " + " -> ".join(cycle))
+
+
 __all__ = [
-    "CRITICALITY_WEIGHT",
     "CacheFallback",
     "Criticality",
     "DefaultFallback",
@@ -121,6 +176,7 @@ __all__ = [
     "HealthCheckSettings",
     "SLASettings",
     "ServiceFallback",
+    "ServiceNode",
     "ServiceSettings",
     "validate_dependency_graph",
 ]

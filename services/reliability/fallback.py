@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from services.errors import BreakwaterError
+
 T = TypeVar("T")
 
 
@@ -49,11 +51,11 @@ class FallbackContext:
     request: object = None
 
 
-class NoFallback(Exception):
+class NoFallback(BreakwaterError):
     """This fallback has no answer for this context."""
 
 
-class FallbacksExhausted(Exception):
+class FallbacksExhausted(BreakwaterError):
     """No fallback could answer; ``reasons`` says why, in order."""
 
     def __init__(self, service: str, reasons: Sequence[BaseException]) -> None:

@@ -1,8 +1,9 @@
 """Which service needs which, and what breaks when one fails.
 
 Edges point from a service to what it depends on (``payments -> ledger``); a service's *dependents*
-are the services that break with it. Cycles are rejected at start: a cycle means no service in it can
-ever come up first, and impact analysis would never end.
+are the services that break with it. Cycles are rejected at start (``validate_dependency_graph`` in
+services/reliability/config.py): a cycle means no service in it can ever come up first, and impact
+analysis would never end.
 
 Cascade risk of a failure is the criticality-weighted share of all *other* services that depend on the
 failed one, directly or not: 0 when nothing depends on it, 1 when everything does.
@@ -10,67 +11,13 @@ failed one, directly or not: 0 when nothing depends on it, 1 when everything doe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
-Criticality = Literal["critical", "high", "medium", "low"]
+from services.reliability.config import Criticality, ServiceNode, validate_dependency_graph
+
 CRITICALITY_WEIGHT: dict[Criticality, int] = {"critical": 4, "high": 3, "medium": 2, "low": 1}
-
-
-class ServiceNode(Protocol):
-    """What the graph reads from a service's settings."""
-
-    @property
-    def criticality(self) -> Criticality: ...
-
-    @property
-    def depends_on(self) -> list[str]: ...
-
-
-def _find_cycle(edges: Mapping[str, Sequence[str]]) -> list[str] | None:
-    """A cycle as ``[a, b, ..., a]``, or ``None``. Iterative DFS, so deep graphs do not recurse."""
-    white, grey, black = 0, 1, 2
-    colour = dict.fromkeys(edges, white)
-    for root in sorted(edges):
-        if colour[root] != white:
-            continue
-        path: list[str] = [root]
-        stack = [iter(sorted(edges[root]))]
-        colour[root] = grey
-        while stack:
-            child = next(stack[-1], None)
-            if child is None:
-                colour[path.pop()] = black
-                stack.pop()
-            elif colour.get(child, black) == grey:
-                return [*path[path.index(child) :], child]
-            elif colour.get(child) == white:
-                colour[child] = grey
-                path.append(child)
-                stack.append(iter(sorted(edges[child])))
-    return None
-
-
-def validate_dependency_graph(services: Mapping[str, ServiceNode]) -> None:
-    """Raise :class:`ValueError` for an unknown dependency or fallback service, or a cycle (named).
-
-    >>> validate_dependency_graph({"a": S(depends_on=["b"]), "b": S(depends_on=["a"])})  # doctest: +SKIP
-    ValueError: services depend on each other in a cycle: a -> b -> a
-    """
-    for name, service in services.items():
-        unknown = sorted(set(service.depends_on) - set(services))
-        if unknown:
-            raise ValueError(f"service {name!r} depends on unknown services {unknown}")
-        for fallback in getattr(service, "fallback", []):
-            other = getattr(fallback, "service", None)
-            if other is not None and other not in services:
-                raise ValueError(f"service {name!r} falls back to unknown service {other!r}")
-            if other == name:
-                raise ValueError(f"service {name!r} falls back to itself")
-    cycle = _find_cycle({name: service.depends_on for name, service in services.items()})
-    if cycle:
-        raise ValueError("services depend on each other in a cycle: " + " -> ".join(cycle))
 
 
 @dataclass(frozen=True)

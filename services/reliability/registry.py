@@ -90,7 +90,7 @@ class ServiceRegistry:
         )
 
     def breaker_listener(self) -> StateListener:
-        """Pass to :class:`~services.outbound.APIManager`: an open breaker marks the API's services down.
+        """Pass to :class:`~services.outbound.manager.APIManager`: an open breaker marks its services down.
 
         The state change is alerted on the next call or probe of the service (the listener is sync).
         """

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from services.cli.main import app
-from services.config import ConfigError, bootstrap_from_env, load_settings
+from services.config import ConfigError, HttpDestination, bootstrap_from_env, load_settings
 
 GOOD = """
 [providers.stripe]
@@ -228,3 +230,50 @@ def test_the_cli_prints_the_error_never_a_traceback(tmp_path: Path, toml: str) -
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: invalid configuration:\n  ")
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+
+
+def test_an_old_flat_breaker_or_pacing_key_fails_naming_its_new_spelling(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[pipeline.destinations.crm]\nkind = "http"\nurl = "http://crm/"\n'
+        "breaker_failure_rate = 0.5\nadaptive_min_rate = 2\n"
+        '[[pipeline.routes]]\ndestinations = ["crm"]\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "pipeline.destinations.crm" in str(info.value)
+    assert "breaker_failure_rate is now spelled breaker.failure_rate" in str(info.value)
+    assert "adaptive_min_rate is now spelled rate_limit.min" in str(info.value)
+
+
+def test_destinations_and_apis_spell_breaker_and_pacing_alike(tmp_path: Path) -> None:
+    knobs = "breaker = { failure_rate = 0.25, open_for = 5 }\nrate_limit = { start = 5, min = 1, max = 10 }\n"
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[pipeline.destinations.crm]\nkind = "http"\nurl = "http://crm/"\n{knobs}'
+        '[[pipeline.routes]]\ndestinations = ["crm"]\n'
+        f'[apis.crm]\nbase_url = "http://crm/"\n{knobs}'
+    )
+    settings = load_settings(path)
+    destination, api = settings.pipeline.destinations["crm"], settings.apis["crm"]
+    assert isinstance(destination, HttpDestination)
+    assert destination.breaker == api.breaker and destination.rate_limit == api.rate_limit
+    assert destination.breaker.enabled and destination.breaker.failure_rate == 0.25
+    unset = HttpDestination(url="http://crm/")
+    assert not unset.breaker.enabled and not unset.rate_limit.enabled  # off unless configured
+
+
+def test_the_root_settings_load_no_feature_runtime() -> None:
+    """The root validates ``[apis]`` and ``[services]`` from settings-only modules."""
+    code = (
+        "import sys, services.config; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('services.outbound', "
+        "'services.reliability')))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == [
+        "services.outbound",
+        "services.outbound.config",
+        "services.reliability",
+        "services.reliability.config",
+    ]

@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from services.errors import RetryableError
-from services.outbound import APIClient, APISettings, CallSpec, CallTimeout, CircuitOpen, RetryableStatus
+from services.outbound.batch import CallSpec
+from services.outbound.client import APIClient
+from services.outbound.config import APISettings
+from services.outbound.errors import CallTimeout, CircuitOpen, RetryableStatus
 from tests.support.http_server import Reply, ScriptedServer, fail_times, flapping, rate_limited, sequence
 
 

@@ -9,7 +9,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.reliability import AlertManager, KafkaAlertSink, ServiceState
+from services.reliability.alerts import AlertManager, KafkaAlertSink
+from services.reliability.monitor import ServiceState
 
 pytestmark = pytest.mark.kafka
 

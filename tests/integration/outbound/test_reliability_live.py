@@ -12,17 +12,15 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from services.outbound import APIManager, APISettings
-from services.reliability import (
-    Alert,
-    AlertManager,
-    HealthChecker,
-    ServiceClient,
-    ServiceRegistry,
-    ServiceSettings,
-    ServiceState,
-)
+from services.outbound.config import APISettings
+from services.outbound.manager import APIManager
+from services.reliability.alerts import Alert, AlertManager
 from services.reliability.cli import app as services_cli
+from services.reliability.config import ServiceSettings
+from services.reliability.health import HealthChecker
+from services.reliability.http import ServiceClient
+from services.reliability.monitor import ServiceState
+from services.reliability.registry import ServiceRegistry
 from tests.support.http_server import Reply, ScriptedServer, serve_scripted, serve_scripted_in_thread
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from schemas.retry import RetryRecord
-from streams.destinations import CIRCUIT_OPEN
+from services.outbound.errors import CircuitOpen
 from tests.integration.streams.http_sink import Sink, serve_sink
 from tests.support.pipeline import (
     CommittedReader,
@@ -25,6 +25,7 @@ from tests.support.waiting import until
 
 pytestmark = pytest.mark.kafka
 
+CIRCUIT_OPEN = CircuitOpen.error_class
 OPEN_FOR = 1.5
 MIN_CALLS = 3
 
@@ -35,11 +36,13 @@ def guarded(url: str) -> dict[str, Any]:
         "kind": "http",
         "url": url,
         "concurrency": 1,
-        "breaker_failure_rate": 0.5,
-        "breaker_min_calls": MIN_CALLS,
-        "breaker_window_seconds": 10,
-        "breaker_open_seconds": OPEN_FOR,
-        "breaker_probes": 1,
+        "breaker": {
+            "failure_rate": 0.5,
+            "min_calls": MIN_CALLS,
+            "window": 10,
+            "open_for": OPEN_FOR,
+            "half_open_max_calls": 1,
+        },
         "max_inline_wait_seconds": 0.1,  # refused records wait out the open breaker in a retry tier
     }
     return {"destinations": {"sink": sink}, "routes": [{"destinations": ["sink"]}], "max_attempts": 50}

@@ -10,11 +10,10 @@ import httpx
 import pytest
 
 from services.errors import PermanentError, RetryableError
-from services.outbound import (
-    APIClient,
-    APIManager,
-    APISettings,
-    CallSpec,
+from services.outbound.batch import CallSpec
+from services.outbound.client import APIClient
+from services.outbound.config import APISettings
+from services.outbound.errors import (
     CallTimeout,
     CircuitOpen,
     DeadlineExceeded,
@@ -24,6 +23,7 @@ from services.outbound import (
     PermanentStatus,
     RetryableStatus,
 )
+from services.outbound.manager import APIManager
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from services.errors import PermanentError, RetryableError
-from services.reliability import (
+from services.reliability.alerts import AlertManager
+from services.reliability.config import ServiceSettings
+from services.reliability.fallback import (
     Alternative,
     DefaultValue,
     Degraded,
@@ -13,12 +15,9 @@ from services.reliability import (
     FallbackContext,
     FallbacksExhausted,
     LastGood,
-    ProbeResult,
-    ServiceRegistry,
-    ServiceSettings,
-    ServiceUnavailable,
 )
-from services.reliability.alerts import AlertManager
+from services.reliability.monitor import ProbeResult
+from services.reliability.registry import ServiceRegistry, ServiceUnavailable
 
 
 class Clock:

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.reliability import DependencyGraph, ServiceSettings, validate_dependency_graph
+from services.reliability.config import ServiceSettings, validate_dependency_graph
+from services.reliability.graph import DependencyGraph
 
 
 def svc(*depends_on: str, criticality: str = "medium", **kw: object) -> ServiceSettings:

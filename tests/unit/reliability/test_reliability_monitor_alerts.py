@@ -8,17 +8,10 @@ import logging
 import pytest
 
 from services.outbound.breaker import BreakerState
-from services.reliability import (
-    Alert,
-    AlertManager,
-    LogAlertSink,
-    ProbeResult,
-    ServiceMonitor,
-    ServiceRegistry,
-    ServiceSettings,
-    ServiceState,
-)
-from services.reliability.monitor import percentile
+from services.reliability.alerts import Alert, AlertManager, LogAlertSink
+from services.reliability.config import ServiceSettings
+from services.reliability.monitor import ProbeResult, ServiceMonitor, ServiceState, percentile
+from services.reliability.registry import ServiceRegistry
 
 OK = ProbeResult(ok=True, latency=0.01, status=200)
 FAIL = ProbeResult(ok=False, latency=0.01, detail="status 503")

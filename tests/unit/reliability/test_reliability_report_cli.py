@@ -11,9 +11,11 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from services.outbound.config import APISettings
-from services.reliability import ServiceRegistry, ServiceSettings, build_report, report_json, report_table
 from services.reliability.alerts import AlertManager
 from services.reliability.cli import app
+from services.reliability.config import ServiceSettings
+from services.reliability.registry import ServiceRegistry
+from services.reliability.report import build_report, report_json, report_table
 
 SERVICES = {
     "db": ServiceSettings(criticality="critical", sla={"availability": 0.5, "latency_ms": 100}),

@@ -20,7 +20,9 @@ from schemas.envelope import WebhookEnvelope
 from schemas.events import EventRecord
 from schemas.retry import RetryRecord
 from services.config import ConfigError, HttpDestination, RetryTier, load_settings
-from streams.destinations import OutboundDeliverer, PermanentDelivery, RetryableDelivery, api_settings
+from services.errors import PermanentError, RetryableError
+from services.outbound.config import BreakerSettings, RateLimitSettings
+from streams.destinations import OutboundDeliverer, api_settings
 from streams.dispatch import DESTINATION_HEADER, DispatchHandler
 from streams.metrics import Metrics
 from streams.policy import RetryPolicy
@@ -116,7 +118,7 @@ async def test_routes_send_to_kafka_and_http_and_skip_unmatched_types() -> None:
 
 
 async def test_a_retryable_failure_goes_to_the_first_tier_with_history() -> None:
-    dispatch, _ = handler(FakeDeliverer(RetryableDelivery("http_503", "down")))
+    dispatch, _ = handler(FakeDeliverer(RetryableError("down", error_class="http_503")))
     before = datetime.now(UTC)
     [(topic, retry)] = await run(dispatch, ready(envelope("stripe", "e1", "charge.x"), destination="hook"))
     assert isinstance(retry, RetryRecord) and topic == TOPICS.retry("a")
@@ -128,7 +130,7 @@ async def test_a_retryable_failure_goes_to_the_first_tier_with_history() -> None
 
 
 async def test_retry_after_longer_than_a_tier_picks_a_longer_tier() -> None:
-    dispatch, _ = handler(FakeDeliverer(RetryableDelivery("http_429", "slow down", retry_after=30)))
+    dispatch, _ = handler(FakeDeliverer(RetryableError("slow down", error_class="http_429", retry_after=30)))
     [(topic, retry)] = await run(dispatch, ready(envelope("stripe", "e1", "charge.x"), destination="hook"))
     assert topic == TOPICS.retry("b")
     assert isinstance(retry, RetryRecord)
@@ -137,7 +139,7 @@ async def test_retry_after_longer_than_a_tier_picks_a_longer_tier() -> None:
 
 async def test_records_queued_behind_a_long_429_are_parked_not_held_for_its_cool_down() -> None:
     # a fixed-window limit: the call in flight learns "60 s" while nine records wait for their turn
-    fake = FakeDeliverer(RetryableDelivery("http_429", "window spent", retry_after=60), delay=0.05)
+    fake = FakeDeliverer(RetryableError("window spent", error_class="http_429", retry_after=60), delay=0.05)
     dispatch, metrics = handler(fake, concurrency=1)
     records = [ready(envelope("stripe", f"e{i}", "charge.x"), destination="hook") for i in range(10)]
     async with asyncio.timeout(5):  # waiting the cool-down out in line took the whole minute
@@ -151,7 +153,9 @@ async def test_records_queued_behind_a_long_429_are_parked_not_held_for_its_cool
 
 async def test_exhausted_attempts_and_permanent_errors_dead_letter() -> None:
     dispatch, _ = handler(
-        FakeDeliverer(RetryableDelivery("timeout", "t"), PermanentDelivery("http_404", "gone"))
+        FakeDeliverer(
+            RetryableError("t", error_class="timeout"), PermanentError("gone", error_class="http_404")
+        )
     )
     item = envelope("stripe", "e1", "charge.x")
     errors = [
@@ -176,7 +180,7 @@ async def test_exhausted_attempts_and_permanent_errors_dead_letter() -> None:
     assert exhausted.final_error.attempt == 3 and exhausted.envelope.attempt == 3
     assert permanent.reason == "permanent" and permanent.final_error.error_class == "http_404"
     again = await run(
-        handler(FakeDeliverer(PermanentDelivery("http_404", "gone")))[0],
+        handler(FakeDeliverer(PermanentError("gone", error_class="http_404")))[0],
         ready(envelope("stripe", "e2", "charge.x"), "hook"),
     )
     assert again[0][1].id != permanent.id  # type: ignore[attr-defined]  # a new envelope id, a new letter
@@ -324,9 +328,9 @@ def mock_deliverer(
 async def outcome_of(deliverer: OutboundDeliverer, destination: HttpDestination) -> object:
     try:
         await deliverer.deliver(envelope("stripe", "evt_9"), destination)
-    except RetryableDelivery as exc:
+    except RetryableError as exc:
         return ("retryable", exc.error_class, exc.retry_after)
-    except PermanentDelivery as exc:
+    except PermanentError as exc:
         return ("permanent", exc.error_class, None)
     return None
 
@@ -411,7 +415,7 @@ async def test_an_open_circuit_refuses_without_calling_and_says_for_how_long() -
         return httpx.Response(503)
 
     destination = HttpDestination(
-        url="http://dest/hook", breaker_failure_rate=0.5, breaker_min_calls=2, breaker_open_seconds=30
+        url="http://dest/hook", breaker=BreakerSettings(failure_rate=0.5, min_calls=2, open_for=30)
     )
     async with mock_deliverer(failing, destination) as deliverer:
         outcomes = [await outcome_of(deliverer, destination) for _ in range(4)]
@@ -430,12 +434,14 @@ def test_destination_defaults_keep_the_pipeline_behaviour() -> None:
     assert not settings.breaker.enabled and not settings.rate_limit.enabled
     assert settings.pool.max_connections == 16
     assert settings.timeouts.attempt == settings.timeouts.overall == 4
-    paced = api_settings(HttpDestination(url="http://d/", adaptive_max_rate=50, adaptive_min_rate=2))
+    paced = api_settings(
+        HttpDestination(url="http://d/", rate_limit=RateLimitSettings(start=50, max=50, min=2))
+    )
     assert paced.rate_limit.enabled and (paced.rate_limit.start, paced.rate_limit.min) == (50, 2)
-    with pytest.raises(ConfigError, match="adaptive_min_rate"):
+    with pytest.raises(ConfigError, match=r"h\.http\.rate_limit: need min <= start <= max"):
         load_settings(
             pipeline={
-                "destinations": {"h": {"kind": "http", "url": "http://d/", "adaptive_max_rate": 0.5}},
+                "destinations": {"h": {"kind": "http", "url": "http://d/", "rate_limit": {"max": 0.5}}},
                 "routes": [{"destinations": ["h"]}],
             }
         )
