@@ -40,6 +40,7 @@ from pydantic_settings import (
 )
 
 from schemas.limits import ENVELOPE_MAX_BYTES
+from schemas.providers import ProviderKind
 from schemas.topics import TopicSpec, topic_catalogue
 from services.errors import BreakwaterError
 from services.operators.config import OperatorSettings
@@ -60,7 +61,6 @@ def bootstrap_from_env() -> str | None:
     return os.environ.get(BOOTSTRAP_ENV) or os.environ.get(SHORT_BOOTSTRAP_ENV) or None
 
 
-ProviderKind = Literal["stripe", "github", "shopify", "sendgrid", "paypal", "standard"]
 DedupMode = Literal["event_id", "body", "body_and_type"]
 """What a provider's events are deduplicated on (streams/dedup_store.py ``dedup_identity``)."""
 # GitHub and Shopify sign the body only: their event id (and type) are headers anyone holding a captured

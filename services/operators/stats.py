@@ -35,9 +35,9 @@ from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from schemas.deadletter import QuarantineRecord
+from schemas.topics import PipelineTopics, QueueGroup
 from services.operators.dlq_index import DlqIndex
 from services.operators.reader import read_snapshot
-from services.operators.topics import OperatorTopics, QueueGroup
 
 __all__ = [
     "EXACT_BUDGET",
@@ -286,7 +286,7 @@ async def quarantined_by_provider(
 
 async def collect_stats(
     bootstrap: str,
-    topics: OperatorTopics,
+    topics: PipelineTopics,
     index: DlqIndex,
     *,
     since: datetime | None = None,

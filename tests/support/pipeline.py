@@ -25,11 +25,13 @@ from aiokafka.structs import ConsumerRecord
 
 from schemas.envelope import WebhookEnvelope
 from schemas.producer import encode_envelope
+from schemas.signing import EnvelopeSigner
+from schemas.topics import PipelineTopics
 from services.config import BreakwaterSettings, load_settings
 from services.kafka.admin import ensure_topics
 from streams.metrics import Metrics
-from streams.topics import PipelineTopics, catalogue
-from streams.worker import serve, signer_for
+from streams.topics import catalogue, pipeline_topics
+from streams.worker import serve
 
 REPO = Path(__file__).resolve().parents[2]
 PROVIDERS = {"stripe": {"secrets": ["whsec_test"]}, "github": {"secrets": ["gh-test"]}}
@@ -81,13 +83,13 @@ def envelope(
 
 async def create_topics(settings: BreakwaterSettings) -> PipelineTopics:
     await ensure_topics(settings.kafka.servers, catalogue(settings))
-    return PipelineTopics.of(settings)
+    return pipeline_topics(settings)
 
 
 async def produce(settings: BreakwaterSettings, envelopes: Iterable[WebhookEnvelope]) -> int:
     """Put signed envelopes on the pipeline's inbound topic (as the edge would); returns the count."""
-    topics = PipelineTopics.of(settings)
-    signer = signer_for(settings)
+    topics = pipeline_topics(settings)
+    signer = EnvelopeSigner.of(settings.signing)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka.servers, acks="all", enable_idempotence=True, linger_ms=20
     )
@@ -113,7 +115,7 @@ async def produce_raw(
     await producer.start()
     try:
         for key, value, headers in records:
-            await producer.send_and_wait(PipelineTopics.of(settings).inbound, value, key=key, headers=headers)
+            await producer.send_and_wait(pipeline_topics(settings).inbound, value, key=key, headers=headers)
     finally:
         await producer.stop()
 
