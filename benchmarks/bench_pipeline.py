@@ -27,12 +27,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.figures import record
 from benchmarks.harness import WorkerProcess, create_topics, envelope, pipeline_config, produce, settings_of
-from schemas.topics import TopicSpec
+from schemas.topics import DEDUP_ROLE, TopicSpec, dispatch_role
 from services.config import PipelineSettings, bootstrap_from_env
 from services.flood.shutdown import SigtermUnwinds
 from services.kafka.admin import ensure_topics
 from services.kafka.local import start_fresh_broker
 from streams.eos import PRODUCER_MAX_BATCH_BYTES, PRODUCER_RETRY_BACKOFF_MS
+from streams.topics import pipeline_topics
 
 
 async def committed(admin: AIOKafkaAdminClient, group: str) -> int:
@@ -92,7 +93,7 @@ def peak_rss_mb(pid: int) -> float:
 async def pipeline(config: dict[str, object], unique: int, total: int, workdir: Path) -> tuple[float, float]:
     """Events/s through one worker subprocess, and its peak RSS in MB."""
     settings = settings_of(config)
-    app = settings.pipeline.app_id
+    topics = pipeline_topics(settings)
     worker = WorkerProcess(config, "bench", workdir / "worker.log")
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.servers)
     await admin.start()
@@ -105,8 +106,10 @@ async def pipeline(config: dict[str, object], unique: int, total: int, workdir: 
             if not worker.alive():
                 raise RuntimeError(f"the worker died; see {worker.log}")
             rss = peak_rss_mb(worker.proc.pid)
-            inbound = await committed(admin, f"{app}-dedup")
-            dispatched = sum([await committed(admin, f"{app}-dispatch-{p}") for p in ("stripe", "github")])
+            inbound = await committed(admin, topics.group(DEDUP_ROLE))
+            dispatched = sum(
+                [await committed(admin, topics.group(dispatch_role(p))) for p in ("stripe", "github")]
+            )
             if inbound and not started:
                 started = time.perf_counter()
             # committed offsets include one transaction marker per committed batch: ">=" is on purpose

@@ -24,10 +24,11 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.envelope import WebhookEnvelope
 from schemas.producer import encode_envelope
+from schemas.signing import EnvelopeSigner
+from schemas.topics import PipelineTopics
 from services.config import BreakwaterSettings, load_settings
 from services.kafka.admin import ensure_topics
-from streams.topics import PipelineTopics, catalogue
-from streams.worker import signer_for
+from streams.topics import catalogue, pipeline_topics
 
 __all__ = [
     "FAST_TIERS",
@@ -91,13 +92,13 @@ def envelope(
 
 async def create_topics(settings: BreakwaterSettings) -> PipelineTopics:
     await ensure_topics(settings.kafka.servers, catalogue(settings))
-    return PipelineTopics.of(settings)
+    return pipeline_topics(settings)
 
 
 async def produce(settings: BreakwaterSettings, envelopes: Iterable[WebhookEnvelope]) -> int:
     """Put signed envelopes on the pipeline's inbound topic (as the edge would); returns the count."""
-    topics = PipelineTopics.of(settings)
-    signer = signer_for(settings)
+    topics = pipeline_topics(settings)
+    signer = EnvelopeSigner.of(settings.signing)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka.servers, acks="all", enable_idempotence=True, linger_ms=20
     )

@@ -17,16 +17,23 @@ from schemas.deadletter import DeadLetter, QuarantineRecord
 from schemas.envelope import WebhookEnvelope
 from schemas.events import EventRecord
 from schemas.retry import RetryRecord
+from schemas.topics import (
+    DEAD_LETTER_SCHEMA,
+    ENVELOPE_SCHEMA,
+    EVENT_RECORD_SCHEMA,
+    QUARANTINE_SCHEMA,
+    RETRY_SCHEMA,
+)
 
 SCHEMA_DIR = Path(__file__).parent / "jsonschema"
 
-# File stem -> model. Every record type that crosses a topic belongs here.
+# File stem -> model. Every record schema a topic names (schemas.topics.TopicSpec) belongs here.
 RECORD_TYPES: dict[str, type[BaseModel]] = {
-    "webhook-envelope": WebhookEnvelope,
-    "event-record": EventRecord,
-    "dead-letter": DeadLetter,
-    "quarantine-record": QuarantineRecord,
-    "retry-record": RetryRecord,
+    ENVELOPE_SCHEMA: WebhookEnvelope,
+    EVENT_RECORD_SCHEMA: EventRecord,
+    DEAD_LETTER_SCHEMA: DeadLetter,
+    QUARANTINE_SCHEMA: QuarantineRecord,
+    RETRY_SCHEMA: RetryRecord,
 }
 
 

@@ -11,11 +11,10 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
+from schemas.headers import KEY_ID_HEADER, SIGNATURE_HEADER
 from services.errors import BreakwaterError
-
-KEY_ID_HEADER = "bw-key-id"
-SIGNATURE_HEADER = "bw-signature"
 
 KafkaHeaders = list[tuple[str, bytes]]
 
@@ -28,6 +27,20 @@ class EnvelopeSignatureError(BreakwaterError):
         self.reason = reason
 
 
+class _SecretText(Protocol):
+    def get_secret_value(self) -> str: ...
+
+
+class SigningKeys(Protocol):
+    """The signing settings (``services.config.SigningSettings``) as :meth:`EnvelopeSigner.of` reads them."""
+
+    @property
+    def keys(self) -> Mapping[str, _SecretText]: ...
+
+    @property
+    def active_key_id(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class EnvelopeSigner:
     """Signs with ``active_key_id``; verifies with any key in ``keys``."""
@@ -38,6 +51,12 @@ class EnvelopeSigner:
     def __post_init__(self) -> None:
         if self.active_key_id not in self.keys:
             raise ValueError(f"active key {self.active_key_id!r} is not among the keys")
+
+    @classmethod
+    def of(cls, signing: SigningKeys) -> EnvelopeSigner:
+        """The signer the edge, the worker and the replay share: ``EnvelopeSigner.of(settings.signing)``."""
+        keys = {key_id: secret.get_secret_value().encode() for key_id, secret in signing.keys.items()}
+        return cls(keys=keys, active_key_id=signing.active_key_id)
 
     def sign(self, value: bytes) -> KafkaHeaders:
         digest = hmac.new(self.keys[self.active_key_id], value, hashlib.sha256).hexdigest()

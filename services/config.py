@@ -40,7 +40,8 @@ from pydantic_settings import (
 )
 
 from schemas.limits import ENVELOPE_MAX_BYTES
-from schemas.topics import TopicSpec, topic_catalogue
+from schemas.providers import KINDS, ProviderKind
+from schemas.topics import DEFAULT_APP_ID, EVENTS, TopicSpec, topic_catalogue
 from services.errors import BreakwaterError
 from services.operators.config import OperatorSettings
 from services.outbound.config import APISettings, BreakerSettings, RateLimitSettings
@@ -60,7 +61,6 @@ def bootstrap_from_env() -> str | None:
     return os.environ.get(BOOTSTRAP_ENV) or os.environ.get(SHORT_BOOTSTRAP_ENV) or None
 
 
-ProviderKind = Literal["stripe", "github", "shopify", "sendgrid", "paypal", "standard"]
 DedupMode = Literal["event_id", "body", "body_and_type"]
 """What a provider's events are deduplicated on (streams/dedup_store.py ``dedup_identity``)."""
 # GitHub and Shopify sign the body only: their event id (and type) are headers anyone holding a captured
@@ -226,7 +226,7 @@ class KafkaDestination(Section):
     """Deliver the normalized event record to a Kafka topic (inside the worker's transaction)."""
 
     kind: Literal["kafka"] = "kafka"
-    topic: str = Field(default="webhooks.events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    topic: str = Field(default=EVENTS, pattern=r"^[A-Za-z0-9._-]{1,249}$")
     rate: RateLimit | None = None
 
 
@@ -311,7 +311,7 @@ def _default_destinations() -> dict[str, Destination]:
 class PipelineSettings(Section):
     """The stream workers: dedup window, routes and destinations, shaping, retry tiers, attempts."""
 
-    app_id: str = Field(default="breakwater", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    app_id: str = Field(default=DEFAULT_APP_ID, pattern=r"^[A-Za-z0-9._-]{1,100}$")
     """Prefix of consumer groups, transactional ids and the dedup changelog."""
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,100}$")
     """Prepended to every pipeline topic name; lets tests and tenants share one cluster."""
@@ -406,8 +406,8 @@ class BreakwaterSettings(BaseSettings):
             if not PROVIDER_NAME.match(name):
                 raise ValueError(f"provider name {name!r} must match {PROVIDER_NAME.pattern}")
             kind = provider.kind or name
-            if kind not in ProviderKind.__args__:  # type: ignore[attr-defined]
-                raise ValueError(f"provider {name!r} needs kind, one of {', '.join(ProviderKind.__args__)}")  # type: ignore[attr-defined]
+            if kind not in KINDS:
+                raise ValueError(f"provider {name!r} needs kind, one of {', '.join(KINDS)}")
             if not provider.secrets and kind != "paypal":  # PayPal signs with certificates, not secrets
                 raise ValueError(f"provider {name!r} has no secrets")
             if kind == "standard":
@@ -446,10 +446,6 @@ class BreakwaterSettings(BaseSettings):
     @cached_property
     def provider_names(self) -> tuple[str, ...]:
         return tuple(sorted(self.providers))
-
-    def topic(self, base: str) -> str:
-        """A topic's name with ``pipeline.topic_prefix`` (empty in production; one per test)."""
-        return f"{self.pipeline.topic_prefix}{base}"
 
     def topic_catalogue(self) -> list[TopicSpec]:
         return topic_catalogue(

@@ -31,8 +31,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from schemas.envelope import WebhookEnvelope
+from schemas.headers import FORWARDED_FROM_HEADER
 from schemas.producer import TRACEPARENT_HEADER
 from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
+from schemas.topics import PipelineTopics
 from services.config import DedupMode
 from services.errors import BreakwaterError
 from streams.dedup_store import (
@@ -46,14 +48,11 @@ from streams.dedup_store import (
 from streams.eos_types import Batch, Out, Outcome, Record
 from streams.metrics import Metrics
 from streams.poison import is_infrastructure, origin_of, quarantine, reason_of
-from streams.topics import PipelineTopics
 
 EXPIRY_BATCH = 10_000
 UNOPENED_RETRY_SECONDS = 1.0
 RESTORER_STOP_SECONDS = 10.0
 log = logging.getLogger(__name__)
-FORWARDED_FROM_HEADER = "bw-dedup-forwarded-from"
-"""Added to a record forwarded to the partition that owns its identity: the partition it came from."""
 
 
 def _forwarded(record: Record) -> tuple[tuple[str, bytes], ...]:

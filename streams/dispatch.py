@@ -21,26 +21,20 @@ from pydantic import ValidationError
 from schemas.deadletter import DeadLetter, dead_letter_id
 from schemas.envelope import DeliveryError, WebhookEnvelope
 from schemas.events import MalformedPayload, event_record_json
+from schemas.headers import DESTINATION_HEADER
 from schemas.retry import RetryRecord
+from schemas.topics import PipelineTopics
 from services.config import Destination, HttpDestination, KafkaDestination, PipelineSettings
 from services.errors import DeliveryFailed, PermanentError
 from streams.destinations import Deliverer
 from streams.eos_types import Batch, Out, Outcome, Record, StatelessHandler
 from streams.metrics import Metrics
-from streams.poison import (
-    DESTINATION_HEADER,
-    header_text,
-    is_infrastructure,
-    quarantine,
-    reason_of,
-    unprocessable,
-)
+from streams.poison import header_text, is_infrastructure, quarantine, reason_of, unprocessable
 from streams.policy import RetryPolicy, failures_at
 from streams.routing import Router
 from streams.shaping import Blocked, Lane, bucket
-from streams.topics import PipelineTopics
 
-__all__ = ["DESTINATION_HEADER", "DispatchHandler"]
+__all__ = ["DispatchHandler"]
 log = logging.getLogger(__name__)
 
 

@@ -24,13 +24,12 @@ from rocksdict import DbClosedError
 
 from schemas.deadletter import DeadLetter, QuarantineRecord, dead_letter_id
 from schemas.envelope import DeliveryError, WebhookEnvelope
+from schemas.headers import DESTINATION_HEADER
 from schemas.limits import RECORD_MAX_BYTES
 from services.errors import BreakwaterError
 from streams.eos_types import Origin, Out, Record
 
 REASON_MAX_CHARS = 500
-DESTINATION_HEADER = "bw-destination"
-"""Names the one destination a record back from a retry tier (or a replay) goes to."""
 UNROUTED = "(none)"
 """The destination of an unprocessable dead letter whose record named none."""
 BOUNDED_HEADROOM = 64 << 10

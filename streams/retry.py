@@ -22,18 +22,12 @@ from pydantic import ValidationError
 
 from schemas.deadletter import DeadLetter, dead_letter_id
 from schemas.envelope import DeliveryError, WebhookEnvelope
+from schemas.headers import DESTINATION_HEADER
 from schemas.retry import RetryRecord
+from schemas.topics import PipelineTopics
 from streams.eos_types import Batch, Out, Outcome, Record, StatelessHandler
 from streams.metrics import Metrics
-from streams.poison import (
-    DESTINATION_HEADER,
-    is_infrastructure,
-    origin_of,
-    quarantine,
-    reason_of,
-    unprocessable,
-)
-from streams.topics import PipelineTopics
+from streams.poison import is_infrastructure, origin_of, quarantine, reason_of, unprocessable
 
 log = logging.getLogger(__name__)
 

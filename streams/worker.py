@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from schemas.signing import EnvelopeSigner
+from schemas.topics import DEDUP_ROLE, dispatch_role, retry_role
 from services.config import BreakwaterSettings, load_settings
 from services.kafka.admin import ensure_topics
 from services.kafka.logs import fold_unreachable
@@ -34,7 +35,7 @@ from streams.metrics import Metrics
 from streams.observability import attach, watch_store_memory, worker_probes
 from streams.policy import RetryPolicy
 from streams.retry import RetryHandler
-from streams.topics import PipelineTopics, catalogue
+from streams.topics import catalogue, pipeline_topics
 
 log = logging.getLogger("breakwater.worker")
 METRICS_INTERVAL = 10.0
@@ -42,11 +43,6 @@ METRICS_INTERVAL = 10.0
 # was prefetched for it; with the default 1 MiB that grew with the retry backlog (the soak's rate-limited
 # destination), 64 KiB bounds it while forwarding a due backlog still takes one fetch per ~25 records.
 RETRY_FETCH_BYTES = 64 << 10
-
-
-def signer_for(settings: BreakwaterSettings) -> EnvelopeSigner:
-    keys = {key_id: secret.get_secret_value().encode() for key_id, secret in settings.signing.keys.items()}
-    return EnvelopeSigner(keys=keys, active_key_id=settings.signing.active_key_id)
 
 
 def state_dir(settings: BreakwaterSettings) -> Path:
@@ -59,9 +55,8 @@ def build_loops(
 ) -> list[TransactionalLoop]:
     """Every loop of one worker, wired from ``settings``."""
     pipeline = settings.pipeline
-    topics = PipelineTopics.of(settings)
+    topics = pipeline_topics(settings)
     bootstrap = settings.kafka.servers
-    app = pipeline.app_id
 
     def loop(
         role: str, topic: str, handler: Handler, fetch_bytes: int = LoopConfig.max_partition_fetch_bytes
@@ -69,8 +64,8 @@ def build_loops(
         config = LoopConfig(
             name=role,
             bootstrap=bootstrap,
-            group_id=f"{app}-{role}",
-            transactional_id=f"{app}-{role}-{pipeline.worker_id}",
+            group_id=topics.group(role),
+            transactional_id=topics.transactional_id(role, pipeline.worker_id),
             topics=(topic,),
             max_records=pipeline.batch_max_records,
             transaction_timeout_ms=pipeline.transaction_timeout_ms,
@@ -84,7 +79,7 @@ def build_loops(
     dedup = DedupHandler(
         bootstrap=bootstrap,
         topics=topics,
-        signer=signer_for(settings),
+        signer=EnvelopeSigner.of(settings.signing),
         providers={name: settings.dedup_mode(name) for name in settings.providers},
         window_seconds=pipeline.dedup_window_seconds,
         expiry_interval_seconds=pipeline.expiry_interval_seconds,
@@ -92,7 +87,7 @@ def build_loops(
         metrics=metrics,
         memory_bytes=pipeline.dedup_memory_mb << 20,
     )
-    loops = [loop("dedup", topics.inbound, dedup)]
+    loops = [loop(DEDUP_ROLE, topics.inbound, dedup)]
     policy = RetryPolicy(
         tuple(pipeline.retry_tiers), pipeline.retry_jitter, pipeline.max_attempts, random.Random()
     )
@@ -105,11 +100,11 @@ def build_loops(
             policy=policy,
             metrics=metrics,
         )
-        loops.append(loop(f"dispatch-{provider}", topics.ready(provider), handler))
+        loops.append(loop(dispatch_role(provider), topics.ready(provider), handler))
     for tier in pipeline.retry_tiers:
         loops.append(
             loop(
-                f"retry-{tier.name}",
+                retry_role(tier.name),
                 topics.retry(tier.name),
                 RetryHandler(
                     tier=tier.name,

@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from services.cli.errors import ExitCode, fail
 from services.config import BreakwaterSettings
@@ -137,8 +137,15 @@ def topics_ensure(ctx: typer.Context) -> None:
 
 @topics_app.command("list")
 def topics_list(ctx: typer.Context) -> None:
-    """Show the catalogue for the current configuration (no broker needed)."""
-    table = Table("topic", "partitions", "replicas", "purpose")
+    """Show the catalogue for the current configuration and each topic's record schema (no broker needed).
+
+    A record schema names a file in ``schemas/jsonschema/``; ``none (...)`` says what the records are instead.
+    """
+    # Names and schemas are what a reader copies: the purpose wraps instead.
+    name, schema = Column("topic", no_wrap=True), Column("record schema", no_wrap=True)
+    table = Table(name, "partitions", "replicas", schema, "purpose")
     for spec in catalogue(ctx.obj.settings):
-        table.add_row(spec.name, str(spec.partitions), str(spec.replication_factor), spec.purpose)
+        table.add_row(
+            spec.name, str(spec.partitions), str(spec.replication_factor), spec.record_schema, spec.purpose
+        )
     console.print(table)

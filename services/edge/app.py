@@ -22,7 +22,6 @@ from starlette.routing import Route
 
 from schemas.producer import EnvelopeProducer
 from schemas.signing import EnvelopeSigner
-from schemas.topics import INBOUND
 from services.config import BreakwaterSettings
 from services.edge.admission import Admission
 from services.edge.ingest import Edge, WebhookEndpoint
@@ -32,6 +31,7 @@ from services.telemetry import (
     prometheus_text,
     setup_telemetry,
 )
+from streams.topics import pipeline_topics
 
 
 def create_app(
@@ -41,14 +41,10 @@ def create_app(
     http: httpx.AsyncClient | None = None,
 ) -> Starlette:
     """The edge ASGI app; the producer connects when the app starts (lifespan)."""
-    signer = EnvelopeSigner(
-        keys={key_id: secret.get_secret_value().encode() for key_id, secret in settings.signing.keys.items()},
-        active_key_id=settings.signing.active_key_id,
-    )
     producer = producer or EnvelopeProducer(
         settings.kafka.servers,
-        signer,
-        topic=settings.topic(INBOUND),
+        EnvelopeSigner.of(settings.signing),
+        topic=pipeline_topics(settings).inbound,
         client_id=f"breakwater-edge-{settings.edge.instance}",
         linger_ms=settings.edge.linger_ms,
         request_timeout_ms=settings.kafka.request_timeout_ms,

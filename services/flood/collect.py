@@ -17,15 +17,14 @@ from typing import Any
 
 import httpx
 
-from schemas import topics as names
 from schemas.deadletter import DeadLetter, QuarantineRecord
 from schemas.envelope import WebhookEnvelope
+from schemas.headers import DESTINATION_HEADER
 from schemas.retry import RetryRecord
+from schemas.topics import PipelineTopics
 from services.operators.reader import read_snapshot
 from services.operators.stats import PartitionLag, consumer_lag
-from services.operators.topics import OperatorTopics
 
-DESTINATION_HEADER = "bw-destination"
 READ_TIMEOUT = 120.0
 
 
@@ -78,25 +77,23 @@ def _committed(lags: list[PartitionLag]) -> dict[tuple[str, int], int]:
 
 
 async def collect(
-    bootstrap: str, topics: OperatorTopics, sim_url: str, routed: Callable[[str, str], list[str]]
+    bootstrap: str, topics: PipelineTopics, sim_url: str, routed: Callable[[str, str], list[str]]
 ) -> Collected:
     """Read every topic of the flood's pipeline and the simulator's log."""
     seen = Collected()
     committed = _committed(await consumer_lag(bootstrap, topics.queues()))
 
-    async def read(base: str) -> list[Any]:
-        snapshot = await read_snapshot(
-            bootstrap, topics.name(base), max_records=2_000_000, timeout=READ_TIMEOUT
-        )
+    async def read(topic: str) -> list[Any]:
+        snapshot = await read_snapshot(bootstrap, topic, max_records=2_000_000, timeout=READ_TIMEOUT)
         return snapshot.records
 
     inbound, events, dlq, quarantine, *rest = await asyncio.gather(
-        read(names.INBOUND),
-        read(names.EVENTS),
-        read(names.DLQ),
-        read(names.QUARANTINE),
-        *(read(names.ready_topic(p)) for p in topics.providers),
-        *(read(names.retry_topic(t)) for t in topics.retry_tiers),
+        read(topics.inbound),
+        read(topics.events),
+        read(topics.dlq),
+        read(topics.quarantine),
+        *(read(topics.ready(p)) for p in topics.providers),
+        *(read(topics.retry(t)) for t in topics.retry_tiers),
     )
     ready, retries = rest[: len(topics.providers)], rest[len(topics.providers) :]
     for record in inbound:

@@ -23,8 +23,8 @@ import psutil
 from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.topics import QueueGroup
 from services.operators.stats import consumer_lag
-from services.operators.topics import QueueGroup
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from schemas import topics as names
 from services.flood.accounting import Observed, account
 from services.flood.collect import Collected, collect
 from services.flood.drain import OutputTail, drain
@@ -31,7 +30,7 @@ from services.flood.report import end_to_end, latency_ms, timeline
 from services.flood.scenario import Scenario
 from services.flood.shutdown import SigtermUnwinds
 from services.flood.stack import Stack, build_stack, start_processes
-from services.operators.topics import OperatorTopics
+from streams.topics import pipeline_topics
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ async def _start_and_flood(stack: Stack, options: FloodOptions, console: Console
 
 async def _flood(stack: Stack, options: FloodOptions, console: Console) -> dict[str, Any]:
     scenario = options.scenario
-    topics = OperatorTopics.of(stack.settings)
+    topics = pipeline_topics(stack.settings)
     extra: dict[str, int] = {}
 
     def pids() -> dict[str, int]:
@@ -177,13 +176,12 @@ async def _send(
 async def _drain(stack: Stack, scenario: Scenario, accepted: dict[str, str], progress: Progress) -> int:
     """Wait until every accepted webhook reached an end at each destination, or the drain timeout."""
     task = progress.add_task("draining", total=round(scenario.drain_seconds), status="")
-    prefix = stack.settings.pipeline.topic_prefix
 
     def show(elapsed: float, left: int) -> None:
         progress.update(task, completed=round(elapsed), status=f"{left:,} deliveries to go")
 
-    events, dlq = f"{prefix}{names.EVENTS}", f"{prefix}{names.DLQ}"
-    async with OutputTail(stack.bootstrap, events, dlq, stack.sim_url) as tail:
+    topics = pipeline_topics(stack.settings)
+    async with OutputTail(stack.bootstrap, topics.events, topics.dlq, stack.sim_url) as tail:
         return await drain(tail, accepted, scenario.routed, scenario.drain_seconds, show)
 
 

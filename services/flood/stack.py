@@ -23,7 +23,6 @@ from typing import IO, Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from schemas import topics as names
 from services.config import BreakwaterSettings, load_settings
 from services.errors import BreakwaterError
 from services.flood.scenario import SECRETS, Scenario
@@ -32,7 +31,7 @@ from services.flood.tomlgen import dumps
 from services.flood.traffic import sign
 from services.kafka.admin import ensure_topics
 from services.kafka.local import LocalKafka, free_ports, start_fresh_broker
-from streams.topics import catalogue
+from streams.topics import catalogue, pipeline_topics
 
 READY_TIMEOUT = 90.0
 
@@ -218,7 +217,7 @@ async def _probe(stack: Stack) -> None:
             if response.status_code != 503 or loop.time() > deadline:
                 raise StackError(f"the edge answered the probe with {response.status_code}: {response.text}")
             await asyncio.sleep(1.0)  # the edge's Retry-After, shortened: nothing else to wait on
-    topic = f"{stack.settings.pipeline.topic_prefix}{names.EVENTS}"
+    topic = pipeline_topics(stack.settings).events
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=stack.bootstrap,

@@ -19,11 +19,11 @@ from typing import Literal, Protocol
 from pydantic import ValidationError
 
 from schemas.deadletter import DeadLetter
+from schemas.topics import PipelineTopics
 from services.errors import BreakwaterError
 from services.operators.filters import DlqFilter
 from services.operators.marks import DlqMark, decode_mark
 from services.operators.reader import read_snapshot
-from services.operators.topics import OperatorTopics
 
 __all__ = ["AmbiguousId", "DlqEntry", "DlqIndex", "EntryState", "RecordLike", "latest_marks", "load_index"]
 
@@ -147,7 +147,7 @@ class DlqIndex:
 
 
 async def load_index(
-    bootstrap: str, topics: OperatorTopics, *, max_records: int = 200_000, timeout: float = 30.0
+    bootstrap: str, topics: PipelineTopics, *, max_records: int = 200_000, timeout: float = 30.0
 ) -> DlqIndex:
     """Read both topics (concurrently) and build the index; see the module docstring for the bounds."""
     dead, marks = await asyncio.gather(

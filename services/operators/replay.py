@@ -30,18 +30,15 @@ from pydantic import field_serializer
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from schemas.envelope import DeliveryError
+from schemas.headers import DESTINATION_HEADER, REPLAY_OF_HEADER, REPLAYED_AT_HEADER, REPLAYED_BY_HEADER
 from schemas.signing import EnvelopeSigner
+from schemas.topics import PipelineTopics
 from services.operators.dlq_index import DlqEntry, latest_marks
 from services.operators.marks import DlqMark
 from services.operators.reader import read_snapshot, wait_until_stable
-from services.operators.topics import OperatorTopics
 from streams.poison import UNROUTED
 
 __all__ = [
-    "DESTINATION_HEADER",
-    "REPLAYED_AT_HEADER",
-    "REPLAYED_BY_HEADER",
-    "REPLAY_OF_HEADER",
     "REPLAY_TRANSACTIONAL_ID",
     "ActionReport",
     "DlqActions",
@@ -50,11 +47,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-REPLAY_TRANSACTIONAL_ID = "breakwater-dlq-replay"
-DESTINATION_HEADER = "bw-destination"  # what streams.dispatch reads (checked by a unit test)
-REPLAY_OF_HEADER = "bw-replay-of"
-REPLAYED_BY_HEADER = "bw-replayed-by"
-REPLAYED_AT_HEADER = "bw-replayed-at"
+REPLAY_TRANSACTIONAL_ID = PipelineTopics().replay_transactional_id  # "breakwater-dlq-replay"
 Action = Literal["replay", "discard"]
 Progress = Callable[[int], None]
 VISIBLE_TIMEOUT = 30.0
@@ -82,7 +75,7 @@ class ActionReport:
 
 
 def replay_record(
-    entry: DlqEntry, topics: OperatorTopics, *, by: str, at: datetime, signer: EnvelopeSigner | None = None
+    entry: DlqEntry, topics: PipelineTopics, *, by: str, at: datetime, signer: EnvelopeSigner | None = None
 ) -> tuple[str, bytes, bytes, Headers]:
     """Topic, key, value and headers of the ready record that replays ``entry``."""
     dead = entry.dead
@@ -114,7 +107,7 @@ class DlqActions:
     def __init__(
         self,
         bootstrap: str,
-        topics: OperatorTopics,
+        topics: PipelineTopics,
         *,
         transactional_id: str = REPLAY_TRANSACTIONAL_ID,
         signer: EnvelopeSigner | None = None,

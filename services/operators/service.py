@@ -14,13 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from schemas.signing import EnvelopeSigner
+from schemas.topics import PipelineTopics
 from services.config import BreakwaterSettings
 from services.operators.dlq_index import DlqEntry, DlqIndex, load_index
 from services.operators.filters import DlqFilter, FilterError
 from services.operators.replay import REPLAY_TRANSACTIONAL_ID, ActionReport, DlqActions, Progress
 from services.operators.stats import HealthThresholds, PipelineStats, collect_stats
-from services.operators.topics import OperatorTopics
 from services.operators.views import DlqDetail, DlqListing, entry_detail, entry_summary
+from streams.topics import pipeline_topics
 
 __all__ = ["Operators", "Selection"]
 
@@ -36,7 +37,7 @@ class Selection:
 @dataclass(frozen=True)
 class Operators:
     bootstrap: str
-    topics: OperatorTopics
+    topics: PipelineTopics
     scan_limit: int = 200_000
     transactional_id: str = REPLAY_TRANSACTIONAL_ID
     signer: EnvelopeSigner | None = None
@@ -44,13 +45,12 @@ class Operators:
     @classmethod
     def of(cls, settings: BreakwaterSettings, **overrides: Any) -> Operators:
         """From the settings; replays are signed like the edge signs, so they look like any record."""
-        keys = {kid: secret.get_secret_value().encode() for kid, secret in settings.signing.keys.items()}
-        signer = EnvelopeSigner(keys=keys, active_key_id=settings.signing.active_key_id)
+        topics = pipeline_topics(settings)
         base = cls(
             bootstrap=settings.kafka.servers,
-            topics=OperatorTopics.of(settings),
-            transactional_id=f"{settings.pipeline.app_id}-dlq-replay",  # "breakwater-dlq-replay" by default
-            signer=signer,
+            topics=topics,
+            transactional_id=topics.replay_transactional_id,
+            signer=EnvelopeSigner.of(settings.signing),
         )
         return replace(base, **overrides)
 

@@ -37,9 +37,9 @@ from pydantic import SerializerFunctionWrapHandler, ValidationError, computed_fi
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from schemas.deadletter import QuarantineRecord
+from schemas.topics import PipelineTopics, QueueGroup
 from services.operators.dlq_index import DlqIndex
 from services.operators.reader import read_snapshot
-from services.operators.topics import OperatorTopics, QueueGroup
 from services.operators.views import IsoTime
 
 __all__ = [
@@ -303,7 +303,7 @@ async def quarantined_by_provider(
 
 async def collect_stats(
     bootstrap: str,
-    topics: OperatorTopics,
+    topics: PipelineTopics,
     index: DlqIndex,
     *,
     since: datetime | None = None,

@@ -17,12 +17,13 @@ from typing import ClassVar, Literal, Protocol
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped,unused-ignore]
 
+from schemas.topics import ALERTS
 from services.reliability.monitor import ServiceState
 
 log = logging.getLogger(__name__)
 
 AlertKind = Literal["down", "degraded", "sla_breached", "recovered"]
-ALERTS_TOPIC = "ops.alerts"
+ALERTS_TOPIC = ALERTS
 
 
 @dataclass(frozen=True)

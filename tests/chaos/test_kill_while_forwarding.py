@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 
 from schemas.envelope import WebhookEnvelope
+from schemas.headers import FORWARDED_FROM_HEADER
 from schemas.producer import encode_envelope
+from schemas.signing import EnvelopeSigner
+from schemas.topics import DEDUP_ROLE, QueueGroup
 from services.config import BreakwaterSettings, DedupMode
 from services.operators.stats import consumer_lag
-from services.operators.topics import QueueGroup
-from streams.dedup import FORWARDED_FROM_HEADER
 from streams.dedup_store import dedup_identity, owner_partition
-from streams.worker import signer_for
+from streams.topics import pipeline_topics
 from tests.support.librdkafka import librdkafka_produce
 from tests.support.pipeline import CommittedReader, WorkerProcess, create_topics, envelope, settings_of
 
@@ -47,7 +48,7 @@ def forwards_due(produced: list[tuple[bytes, bytes, list[tuple[str, bytes]]]], l
 
 async def dedup_drained(settings: BreakwaterSettings, inbound: str, total: int, timeout: float = 180) -> None:
     """Wait until ``inbound`` holds ``total`` committed records and dedup's group has committed past them."""
-    queue = QueueGroup(group=f"{settings.pipeline.app_id}-dedup", topic=inbound)
+    queue = QueueGroup(group=pipeline_topics(settings).group(DEDUP_ROLE), topic=inbound)
     deadline = time.monotonic() + timeout
     async with CommittedReader(settings.kafka.servers, inbound) as reader:
         while True:
@@ -66,7 +67,7 @@ async def test_kill_nine_mid_forwarding_keeps_exactly_one_delivery_per_identity(
     rng = random.Random(1313)
     settings = settings_of(config)
     topics = await create_topics(settings)
-    signer = signer_for(settings)
+    signer = EnvelopeSigner.of(settings.signing)
     originals = [envelope("stripe", f"evt_{i}") for i in range(6000)]
     originals += [
         envelope("github", f"d-{i}", "issues.opened", body={"action": "opened", "issue": {"number": i}})

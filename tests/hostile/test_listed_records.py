@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from schemas.retry import RetryRecord
-from streams.worker import signer_for
+from schemas.signing import EnvelopeSigner
+from streams.topics import pipeline_topics
 from tests.support.hostile import (
     InProcessWorker,
     RawRecord,
@@ -55,8 +56,8 @@ async def outputs(
     settings: Any, worker: InProcessWorker, done: Callable[[dict[str, CommittedReader]], bool]
 ) -> dict[str, CommittedReader]:
     """Read events, dead letters and quarantine until ``done`` (or the worker fails, or WAIT passes)."""
-    topics = {"events": settings.topic("webhooks.events"), "dlq": settings.topic("webhooks.dlq")}
-    topics["quarantine"] = settings.topic("webhooks.quarantine")
+    names = pipeline_topics(settings)
+    topics = {"events": names.events, "dlq": names.dlq, "quarantine": names.quarantine}
     bootstrap = settings.kafka.servers
     readers = {name: CommittedReader(bootstrap, topic) for name, topic in topics.items()}
     for reader in readers.values():
@@ -230,7 +231,7 @@ async def test_a_resend_on_another_partition_is_still_a_duplicate(config: dict[s
     """librdkafka's default partitioner (crc32) puts a resend of the same key on another partition."""
     settings = settings_of(config)
     topics = await create_topics(settings)
-    signer = signer_for(settings)
+    signer = EnvelopeSigner.of(settings.signing)
     key = b"stripe:resent"
     records = []
     for where in (default_partition(key), wrong_partition(key)):
@@ -249,7 +250,7 @@ async def test_a_poison_record_near_the_topic_limit_is_quarantined_and_the_flow_
     settings = settings_of(config)
     topics = await create_topics(settings)
     limit = await topic_max_bytes(settings.kafka.servers, topics.inbound)
-    signer = signer_for(settings)
+    signer = EnvelopeSigner.of(settings.signing)
     good = envelope("stripe", "after-the-big-one")
     good_value = good.model_dump_json().encode()
     placed = await produce_to(

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
+from schemas.topics import PipelineTopics
 from services.cli.sample import signed_sample
 from services.kafka.local import LocalCluster
-from streams.topics import PipelineTopics
 from tests.support.edge import SECRETS, SIGNING_KEY, edge_settings, running_edge
 from tests.support.pipeline import CommittedReader, WorkerProcess, create_topics, pipeline_config, settings_of
 

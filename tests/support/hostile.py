@@ -41,6 +41,7 @@ from aiokafka.partitioner import murmur2
 from hypothesis import strategies as st
 
 from schemas.envelope import WebhookEnvelope
+from schemas.headers import DESTINATION_HEADER, FORWARDED_FROM_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER
 from schemas.limits import ENVELOPE_MAX_BYTES
 from schemas.retry import RetryRecord
 from schemas.signing import EnvelopeSigner
@@ -50,8 +51,6 @@ PARTITIONS = 4
 PROVIDERS = ("stripe", "github")
 TIERS = ("t1", "t2")
 BROKER_DEFAULT_MAX = 1_048_588  # Kafka's message.max.bytes when a topic sets none
-FORWARDED_FROM = "bw-dedup-forwarded-from"
-"""The header dedup adds to a record it forwards to the partition that owns it (streams/dedup.py)."""
 
 # ---------------------------------------------------------------------------------------------- plans
 
@@ -59,7 +58,7 @@ JunkHeader = tuple[str, bytes | None]
 RawRecord = tuple[bytes | None, bytes | None, Sequence[JunkHeader], int | None]
 """Key, value, headers and partition (None: the producer's choice) of a record written as it is."""
 header_names = st.one_of(
-    st.sampled_from(["x-junk", "traceparent", "bw-destination", "content-type", "x-dup", ""]),
+    st.sampled_from(["x-junk", "traceparent", DESTINATION_HEADER, "content-type", "x-dup", ""]),
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12),
 )
 header_values = st.one_of(
@@ -77,7 +76,7 @@ def junk_headers(draw: st.DrawFn, signed: bool) -> list[JunkHeader]:
     """
     headers = draw(st.lists(st.tuples(header_names, header_values), max_size=4))
     if signed:
-        headers = [(n, v) for n, v in headers if n not in ("bw-key-id", "bw-signature")]
+        headers = [(n, v) for n, v in headers if n not in (KEY_ID_HEADER, SIGNATURE_HEADER)]
     if draw(st.integers(0, 9)) == 9:
         headers += [(f"x-many-{i % 7}", b"v" * (i % 5)) for i in range(300)]
     return headers
@@ -416,7 +415,7 @@ def _bad_inbound(item: Item, ctx: Context, event_id: str, label: str, topic: str
     if kind == "unsigned":
         sig = []
     elif kind == "wrong_signature":
-        sig = [(sig[0][0], sig[0][1]), ("bw-signature", b"0" * 64)]
+        sig = [(sig[0][0], sig[0][1]), (SIGNATURE_HEADER, b"0" * 64)]
     elif kind == "unknown_key":
         sig = list(EnvelopeSigner(keys={"gone": b"k"}, active_key_id="gone").sign(value or b""))
     elif kind == "stranger_key":
@@ -426,9 +425,9 @@ def _bad_inbound(item: Item, ctx: Context, event_id: str, label: str, topic: str
             ).sign(value or b"")
         )
     elif kind == "null_signature":
-        sig = [(sig[0][0], sig[0][1]), ("bw-signature", None)]  # type: ignore[list-item]
+        sig = [(sig[0][0], sig[0][1]), (SIGNATURE_HEADER, None)]  # type: ignore[list-item]
     elif kind == "nonutf8_key_id":
-        sig = [("bw-key-id", b"\xff\xfe"), sig[1]]
+        sig = [(KEY_ID_HEADER, b"\xff\xfe"), sig[1]]
     elif kind == "signature_of_other_value":
         sig = list(ctx.signer.sign(b"something else"))
     else:
@@ -464,19 +463,19 @@ def _ready(item: Item, ctx: Context, event_id: str, label: str) -> Spec:
     key = env.key.encode()
     value: bytes | None = env.model_dump_json().encode()
     headers = list(item.headers)
-    headers = [(n, v) for n, v in headers if n != "bw-destination"]
+    headers = [(n, v) for n, v in headers if n != DESTINATION_HEADER]
     expect = "event"
     group: str | None = env.id  # None once the record is expected in quarantine
     if item.kind == "dest_events":
-        headers.append(("bw-destination", b"events"))
+        headers.append((DESTINATION_HEADER, b"events"))
     elif item.kind == "dest_unknown":
-        headers.append(("bw-destination", b"nowhere"))
+        headers.append((DESTINATION_HEADER, b"nowhere"))
         expect = "dead"
     elif item.kind == "dest_null":
-        headers.append(("bw-destination", None))
+        headers.append((DESTINATION_HEADER, None))
         expect = "any"
     elif item.kind == "dest_nonutf8":
-        headers.append(("bw-destination", b"\xff\xfe"))
+        headers.append((DESTINATION_HEADER, b"\xff\xfe"))
         expect = "any"
     elif item.kind == "not_json_body":
         expect = "dead"
@@ -657,7 +656,7 @@ def stage_copies(inbound: CommittedReader, ready: Sequence[CommittedReader]) -> 
     """
     copies: Copies = {}
     for r in inbound.records:
-        origin = next((v for n, v in r.headers if n == FORWARDED_FROM), None)
+        origin = next((v for n, v in r.headers if n == FORWARDED_FROM_HEADER), None)
         if origin is not None and origin.isdigit():
             copies[(r.topic, r.partition, r.offset)] = (r.key, r.value, int(origin))
     for reader in ready:

@@ -24,6 +24,7 @@ import httpx
 import uvicorn
 from hypothesis import strategies as st
 
+from schemas.providers import KINDS
 from services.config import BreakwaterSettings, load_settings
 from services.edge.app import create_app
 from services.edge.verifiers.signers import (
@@ -41,7 +42,6 @@ from services.kafka.local import free_ports
 from tests.support.pipeline import FAST_TIERS
 from tests.support.waiting import until
 
-KINDS = ("stripe", "github", "shopify", "sendgrid", "paypal", "standard")
 MAX_BODY = 1024 * 1024
 FRESH_ID = ("github", "shopify")
 CERT_URL = "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-hostile"

@@ -29,7 +29,7 @@ from benchmarks.harness import (
 )
 from services.config import BreakwaterSettings
 from streams.metrics import Metrics
-from streams.topics import PipelineTopics
+from streams.topics import pipeline_topics
 from streams.worker import serve
 
 __all__ = [
@@ -55,7 +55,7 @@ async def produce_raw(
     await producer.start()
     try:
         for key, value, headers in records:
-            await producer.send_and_wait(PipelineTopics.of(settings).inbound, value, key=key, headers=headers)
+            await producer.send_and_wait(pipeline_topics(settings).inbound, value, key=key, headers=headers)
     finally:
         await producer.stop()
 

@@ -11,11 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas import topics as names
 from schemas.envelope import WebhookEnvelope, envelope_id_time, new_envelope_id
-from schemas.export import RECORD_TYPES, drifted, render
+from schemas.export import RECORD_TYPES, SCHEMA_DIR, drifted, render
 from schemas.producer import encode_envelope
 from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
 from schemas.topics import INBOUND, topic_catalogue
+from streams.topics import catalogue
+from tests.support.edge import edge_settings
 
 SIGNER = EnvelopeSigner(keys={"old": b"old-key", "new": b"new-key"}, active_key_id="new")
 
@@ -116,3 +119,28 @@ def test_catalogue_has_a_ready_topic_per_provider_and_a_retry_topic_per_tier() -
         "webhooks.retry.1m",
     } <= set(names)
     assert len(names) == len(set(names))
+
+
+def test_every_catalogue_topic_names_its_record_schema_and_each_named_file_exists() -> None:
+    settings = edge_settings(
+        "127.0.0.1:1",
+        pipeline={
+            "topic_prefix": "p.",
+            "destinations": {"events": {"kind": "kafka"}, "mirror": {"kind": "kafka", "topic": "x.mirror"}},
+            "routes": [{"destinations": ["events", "mirror"]}],
+        },
+    )
+    specs = catalogue(settings)
+    for spec in specs:
+        if spec.record_schema in RECORD_TYPES:
+            assert (SCHEMA_DIR / f"{spec.record_schema}.json").is_file(), spec
+        else:  # no published schema: says so, and what the records are
+            assert spec.record_schema.startswith(f"{names.UNPUBLISHED} ("), spec
+            assert spec.record_schema.endswith(")"), spec
+    carried = {spec.name: spec.record_schema for spec in specs}
+    assert carried["p.webhooks.inbound"] == carried["p.webhooks.ready.stripe"] == names.ENVELOPE_SCHEMA
+    assert carried["p.webhooks.retry.10s"] == names.RETRY_SCHEMA
+    assert carried["p.webhooks.events"] == carried["p.x.mirror"] == names.EVENT_RECORD_SCHEMA
+    assert carried["p.webhooks.dlq"] == names.DEAD_LETTER_SCHEMA
+    assert carried["p.webhooks.quarantine"] == names.QUARANTINE_SCHEMA
+    assert set(RECORD_TYPES) <= set(carried.values()), "an exported record type no topic carries"

@@ -73,6 +73,16 @@ def test_every_command_has_help() -> None:
         assert "Usage" in result.output
 
 
+def test_topics_list_shows_each_topics_record_schema_without_a_broker() -> None:
+    result = CliRunner().invoke(app, ["--config", str(LOCAL_CONFIG), "topics", "list"])
+    assert result.exit_code == 0, result.output
+    header, *lines = result.output.splitlines()[1:-1]
+    cells = [[cell.strip() for cell in line.split("│")] for line in lines[1:]]
+    rows = {row[1]: row[4] for row in cells if row[1]}  # a wrapped row continues with an empty topic
+    assert "record schema" in header
+    assert rows["webhooks.inbound"] == "webhook-envelope" and rows["webhooks.dlq"] == "dead-letter"
+
+
 def test_bad_configuration_exits_2_naming_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BREAKWATER_EDGE__PORT", "99999")
     result = CliRunner().invoke(app, ["topics", "list"])

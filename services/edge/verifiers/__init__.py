@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import httpx
 
+from schemas.providers import KINDS
 from services.config import ConfigError, ProviderSettings
 from services.edge.verifiers.base import VerifiedEvent, Verifier
 from services.edge.verifiers.github import GitHubVerifier
@@ -25,7 +26,6 @@ from services.edge.verifiers.standard import StandardWebhooksVerifier
 from services.edge.verifiers.stripe import StripeVerifier
 
 __all__ = [
-    "KINDS",
     "GitHubVerifier",
     "PayPalVerifier",
     "SendGridVerifier",
@@ -36,8 +36,6 @@ __all__ = [
     "Verifier",
     "build_verifier",
 ]
-
-KINDS = ("stripe", "github", "shopify", "sendgrid", "paypal", "standard")
 
 
 def build_verifier(

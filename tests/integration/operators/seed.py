@@ -17,6 +17,7 @@ from services.config import BreakwaterSettings, load_settings
 from services.kafka.admin import ensure_topics
 from services.operators.reader import Snapshot, read_snapshot
 from services.operators.service import Operators
+from streams.topics import pipeline_topics
 from tests.unit.operators.deadletters import BASE, dead_letter
 
 PROVIDERS = {"stripe": {"secrets": ["whsec_test"]}, "github": {"secrets": ["gh-test"]}}
@@ -68,8 +69,8 @@ async def seed(bootstrap: str, name: str, dead: list[DeadLetter] | None = None, 
             **pipeline,
         },
     )
-    prefix = settings.pipeline.topic_prefix
-    await ensure_topics(bootstrap, [replace(s, name=prefix + s.name) for s in settings.topic_catalogue()])
+    topics = pipeline_topics(settings)
+    await ensure_topics(bootstrap, [replace(s, name=topics.name(s.name)) for s in settings.topic_catalogue()])
     ops = Operators.of(settings)
     dead = corpus() if dead is None else dead
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)

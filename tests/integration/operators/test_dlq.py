@@ -7,9 +7,9 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from schemas.envelope import WebhookEnvelope
+from schemas.headers import DESTINATION_HEADER, REPLAY_OF_HEADER, REPLAYED_BY_HEADER
 from services.operators.filters import DlqFilter, parse_time
 from services.operators.marks import DlqMark
-from services.operators.replay import DESTINATION_HEADER, REPLAY_OF_HEADER, REPLAYED_BY_HEADER
 from services.operators.views import to_json
 from tests.integration.operators.seed import Seeded, seed
 from tests.unit.operators.deadletters import BASE, dead_letter

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from schemas.topics import dispatch_role
 from services.operators.stats import PartitionLag, consumer_lag
-from services.operators.topics import OperatorTopics
+from streams.topics import pipeline_topics
 from tests.support.pipeline import (
     CommittedReader,
     create_topics,
@@ -50,7 +51,7 @@ async def test_a_drained_transactional_pipeline_shows_no_lag_and_pending_records
 ) -> None:
     settings = settings_of(pipeline_config(kafka_bootstrap, unique("lag"), tmp_path / "state"))
     topics = await create_topics(settings)
-    queues = OperatorTopics.of(settings).queues()
+    queues = pipeline_topics(settings).queues()
     sent = [envelope("stripe" if n % 2 else "github", f"evt_lag_{n}") for n in range(120)]
     rows: list[PartitionLag] = []
 
@@ -79,7 +80,7 @@ async def test_a_drained_transactional_pipeline_shows_no_lag_and_pending_records
     await transactions(kafka_bootstrap, ready_topic, 2, [5], abort=True)
     await transactions(kafka_bootstrap, ready_topic, 3, [1])
     lag = {(row.group, row.partition): row for row in await consumer_lag(kafka_bootstrap, queues)}
-    group = f"{settings.pipeline.app_id}-dispatch-stripe"
+    group = pipeline_topics(settings).group(dispatch_role("stripe"))
     assert (lag[(group, 2)].lag, lag[(group, 3)].lag) == (7, 1)
     assert lag[(group, 2)].end - (lag[(group, 2)].committed or 0) >= 7 + 4 + 5  # 4 markers, 5 aborted
     assert sum(row.lag for row in lag.values()) == 8
@@ -100,7 +101,7 @@ async def test_a_partition_written_in_many_small_transactions_reads_in_one_pass(
     topics = await create_topics(settings)
     await transactions(kafka_bootstrap, topics.ready("github"), 0, [1] * 500)
     started = time.monotonic()
-    rows = await consumer_lag(kafka_bootstrap, OperatorTopics.of(settings).queues())
+    rows = await consumer_lag(kafka_bootstrap, pipeline_topics(settings).queues())
     took = time.monotonic() - started
     (row,) = [r for r in rows if r.lag]
     assert (row.partition, row.end, row.lag, row.exact) == (0, 1000, 500, True)

@@ -8,6 +8,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.deadletter import QuarantineRecord
+from schemas.topics import dispatch_role
 from services.operators.api import create_operator_app
 from services.operators.stats import HealthThresholds
 from services.operators.views import to_json
@@ -40,7 +41,7 @@ async def test_lag_and_per_provider_counts(seeded: Seeded) -> None:
             await producer.send_and_wait(ops.topics.quarantine, quarantined(key))
     finally:
         await producer.stop()
-    group = f"{seeded.settings.pipeline.app_id}-dispatch-stripe"
+    group = seeded.ops.topics.group(dispatch_role("stripe"))
     committer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await committer.start()
     try:
@@ -80,6 +81,6 @@ async def test_metrics_endpoint_exports_lag_without_a_token(seeded: Seeded) -> N
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as http:
         response = await http.get("/metrics")
     assert response.status_code == 200
-    group = f"{seeded.settings.pipeline.app_id}-dispatch-github"
+    group = seeded.ops.topics.group(dispatch_role("github"))
     line = f'breakwater_consumer_lag{{group="{group}",topic="{ready}",partition="1"}} 4'
     assert line in response.text.splitlines()

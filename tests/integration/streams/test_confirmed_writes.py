@@ -24,11 +24,12 @@ from schemas.deadletter import DeadLetter, QuarantineRecord
 from schemas.envelope import WebhookEnvelope
 from schemas.limits import RECORD_MAX_BYTES
 from schemas.producer import encode_envelope
+from schemas.signing import EnvelopeSigner
+from schemas.topics import PipelineTopics
 from services.config import BreakwaterSettings
 from services.kafka.admin import ensure_topics
 from streams.poison import OUTPUT_MAX_BYTES
-from streams.topics import PipelineTopics, catalogue
-from streams.worker import signer_for
+from streams.topics import catalogue, pipeline_topics
 from tests.integration.streams.http_sink import Sink, serve_sink
 from tests.support.pipeline import CommittedReader, envelope, running_worker, settings_of
 
@@ -46,14 +47,14 @@ async def create_sized_topics(settings: BreakwaterSettings, smaller: dict[str, i
         for spec in catalogue(settings)
     ]
     await ensure_topics(settings.kafka.servers, specs)
-    return PipelineTopics.of(settings)
+    return pipeline_topics(settings)
 
 
 async def write(
     settings: BreakwaterSettings, records: list[WebhookEnvelope | tuple[bytes, bytes]], topic: str
 ) -> dict[bytes, tuple[int, int]]:
     """Signed envelopes or raw (key, value) records, in order; returns each key's partition and offset."""
-    signer = signer_for(settings)
+    signer = EnvelopeSigner.of(settings.signing)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka.servers, acks="all", max_request_size=2 * RECORD_MAX_BYTES
     )
@@ -77,7 +78,7 @@ async def test_a_quarantine_copy_the_broker_refuses_becomes_a_bounded_record_not
 ) -> None:
     """The first case of the issue: a 1,000,000-byte inbound record whose copy (~1.33 MB) is refused."""
     settings = settings_of(config)
-    topics = await create_sized_topics(settings, {PipelineTopics.of(settings).quarantine: BROKER_DEFAULT})
+    topics = await create_sized_topics(settings, {pipeline_topics(settings).quarantine: BROKER_DEFAULT})
     good = [envelope("stripe", f"evt_{i}") for i in range(40)]
     poison = (b"stripe:huge", b"x" * 1_000_000)  # unsigned: quarantined, with a copy too big for the topic
     where = await write(settings, [*good[:20], poison, *good[20:]], topics.inbound)
@@ -147,7 +148,7 @@ async def test_a_large_body_refused_by_its_destination_is_dead_lettered_or_bound
             "routes": [{"destinations": ["sink"]}],
         }
         settings = settings_of(config, **http)
-        topics = await create_sized_topics(settings, {PipelineTopics.of(settings).dlq: BROKER_DEFAULT})
+        topics = await create_sized_topics(settings, {pipeline_topics(settings).dlq: BROKER_DEFAULT})
         large = envelope("github", "evt_large", "pull_request", body=json.loads(big))
         small = [envelope("github", f"evt_s{i}", "push") for i in range(5)]
         await write(settings, [small[0], large, *small[1:]], topics.inbound)

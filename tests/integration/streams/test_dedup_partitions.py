@@ -16,10 +16,10 @@ import pytest
 
 from schemas.envelope import WebhookEnvelope
 from schemas.events import EventRecord
+from schemas.headers import FORWARDED_FROM_HEADER
 from schemas.producer import EnvelopeProducer, encode_envelope
-from streams.dedup import FORWARDED_FROM_HEADER
+from schemas.signing import EnvelopeSigner
 from streams.dedup_store import owner_partition
-from streams.worker import signer_for
 from tests.support.librdkafka import Record, librdkafka_produce
 from tests.support.pipeline import CommittedReader, create_topics, envelope, running_worker, settings_of
 
@@ -41,7 +41,7 @@ async def test_a_resend_on_another_partition_is_still_a_duplicate(config: dict[s
     settings = settings_of(config)
     assert settings.topics.partitions == PARTITIONS
     topics = await create_topics(settings)
-    signer = signer_for(settings)
+    signer = EnvelopeSigner.of(settings.signing)
     bootstrap = settings.kafka.servers
 
     # the edge takes the event first (aiokafka: murmur2) ...

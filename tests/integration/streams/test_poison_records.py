@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.deadletter import DeadLetter, QuarantineRecord
-from streams.dispatch import DESTINATION_HEADER
+from schemas.headers import DESTINATION_HEADER
 from tests.support.pipeline import (
     CommittedReader,
     create_topics,

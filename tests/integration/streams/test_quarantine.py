@@ -8,7 +8,6 @@ import pytest
 
 from schemas.deadletter import QuarantineRecord
 from schemas.signing import EnvelopeSigner
-from streams.worker import signer_for
 from tests.support.pipeline import (
     CommittedReader,
     create_topics,
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.kafka
 async def test_poison_records_are_quarantined_and_good_ones_still_flow(config: dict[str, Any]) -> None:
     settings = settings_of(config)
     topics = await create_topics(settings)
-    signer = signer_for(settings)
+    signer = EnvelopeSigner.of(settings.signing)
     stranger = EnvelopeSigner(keys={"dev": b"not-our-key"}, active_key_id="dev")
     good = envelope("stripe", "evt_ok")
     valid = good.model_dump_json().encode()

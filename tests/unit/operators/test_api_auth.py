@@ -10,14 +10,14 @@ import pytest
 from pydantic import SecretStr
 
 import services.operators
+from schemas.topics import PipelineTopics
 from services.config import load_settings
 from services.operators.api import create_operator_app
 from services.operators.config import OperatorSettings
 from services.operators.service import Operators
-from services.operators.topics import OperatorTopics
 
 TOKEN = "s3cret-operator-token"
-NOWHERE = Operators(bootstrap="127.0.0.1:9", topics=OperatorTopics())  # nothing listens on port 9
+NOWHERE = Operators(bootstrap="127.0.0.1:9", topics=PipelineTopics())  # nothing listens on port 9
 
 
 def client(token: str | None = TOKEN) -> httpx.AsyncClient:

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from schemas.topics import PipelineTopics
 from services.cli.dlq import dlq_app
 from services.cli.dlq import stats as stats_command
 from services.config import load_settings
@@ -31,7 +32,6 @@ from services.operators.filters import DlqFilter
 from services.operators.replay import ActionReport
 from services.operators.service import Operators, Selection
 from services.operators.stats import HealthThresholds, PipelineStats
-from services.operators.topics import OperatorTopics
 from tests.unit.operators.deadletters import dead_letter, dlq_records
 
 TOKEN = "unit-operator-token"
@@ -79,7 +79,7 @@ class InMemoryOperators(Operators):
         return PipelineStats(since, until, [], {}, {}, 100, thresholds or HealthThresholds())
 
 
-OPS = InMemoryOperators(bootstrap="127.0.0.1:9", topics=OperatorTopics())
+OPS = InMemoryOperators(bootstrap="127.0.0.1:9", topics=PipelineTopics())
 APP = create_operator_app(load_settings(), OperatorSettings(token=SecretStr(TOKEN)), operators=OPS)
 
 

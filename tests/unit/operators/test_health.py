@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from schemas.topics import PipelineTopics
 from services.operators.stats import HealthThresholds, health_score
-from services.operators.topics import OperatorTopics
 
 T = HealthThresholds(lag_warn=100, lag_critical=1100, dead_warn=10, dead_critical=110)
 
@@ -18,7 +18,7 @@ def test_score_falls_linearly_between_warn_and_critical() -> None:
 
 
 def test_queues_are_the_worker_groups_and_their_topics() -> None:
-    topics = OperatorTopics(prefix="p.", app_id="app", providers=("github", "stripe"), retry_tiers=("t1",))
+    topics = PipelineTopics(prefix="p.", app_id="app", providers=("github", "stripe"), retry_tiers=("t1",))
     assert [(q.group, q.topic) for q in topics.queues()] == [
         ("app-dedup", "p.webhooks.inbound"),
         ("app-dispatch-github", "p.webhooks.ready.github"),

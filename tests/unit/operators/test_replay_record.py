@@ -5,22 +5,31 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from schemas.envelope import WebhookEnvelope
+from schemas.headers import DESTINATION_HEADER, REPLAY_OF_HEADER, REPLAYED_AT_HEADER, REPLAYED_BY_HEADER
 from schemas.signing import EnvelopeSigner
-from services.operators import replay
+from schemas.topics import PipelineTopics
 from services.operators.dlq_index import DlqIndex
 from services.operators.replay import replay_record
-from services.operators.topics import OperatorTopics
 from services.operators.views import decode_body, entry_detail, to_json
-from streams.dispatch import DESTINATION_HEADER
 from streams.poison import UNROUTED
 from streams.policy import failures_at
 from tests.unit.operators.deadletters import dead_letter, dlq_records
+from tests.unit.streams.records import record
+from tests.unit.streams.test_dispatch import READY_TP, FakeDeliverer, handler, run
 
 AT = datetime(2026, 11, 29, 12, tzinfo=UTC)
 
 
-def test_destination_header_is_the_one_dispatch_reads() -> None:
-    assert replay.DESTINATION_HEADER == DESTINATION_HEADER
+async def test_destination_header_is_the_one_dispatch_reads() -> None:
+    """Dispatch sends a replay to the destination that failed only, not to every route of its type."""
+    dead = dead_letter("stripe", 1, destination="hook", event_type="charge.failed")
+    entry = DlqIndex.build(dlq_records([dead]), []).entries[dead.id]
+    topic, key, value, headers = replay_record(entry, PipelineTopics(), by="alice", at=AT)
+    assert topic == READY_TP.topic
+    fake = FakeDeliverer()
+    dispatch, _ = handler(fake)  # routes stripe charge.* to "events" (Kafka) and "hook" (HTTP)
+    outs = await run(dispatch, record(value, key=key, headers=headers, tp=READY_TP))
+    assert fake.calls == [dead.envelope.key] and outs == []
 
 
 def test_replay_keeps_history_adds_a_marker_and_targets_the_failed_destination() -> None:
@@ -28,7 +37,7 @@ def test_replay_keeps_history_adds_a_marker_and_targets_the_failed_destination()
     entry = DlqIndex.build(dlq_records([dead]), []).entries[dead.id]
     signer = EnvelopeSigner(keys={"k": b"secret"}, active_key_id="k")
     topic, key, value, headers = replay_record(
-        entry, OperatorTopics(prefix="t."), by="alice", at=AT, signer=signer
+        entry, PipelineTopics(prefix="t."), by="alice", at=AT, signer=signer
     )
     assert topic == "t.webhooks.ready.github"
     assert key == dead.envelope.key.encode()
@@ -42,9 +51,9 @@ def test_replay_keeps_history_adds_a_marker_and_targets_the_failed_destination()
     assert failures_at(sent, "sink") == 0  # the marker gives the destination a fresh budget
     found = dict(headers)
     assert found[DESTINATION_HEADER] == b"sink"
-    assert found[replay.REPLAY_OF_HEADER] == dead.id.encode()
-    assert found[replay.REPLAYED_BY_HEADER] == b"alice"
-    assert found[replay.REPLAYED_AT_HEADER] == AT.isoformat().encode()
+    assert found[REPLAY_OF_HEADER] == dead.id.encode()
+    assert found[REPLAYED_BY_HEADER] == b"alice"
+    assert found[REPLAYED_AT_HEADER] == AT.isoformat().encode()
     assert signer.verify(value, headers) == "k"
 
 
@@ -76,5 +85,5 @@ def test_a_dead_letter_that_failed_before_routing_is_replayed_to_its_routes() ->
     """An ``unprocessable`` dead letter names no destination: its replay must route, not re-dead-letter."""
     dead = dead_letter("github", 4, destination=UNROUTED, attempts=1)
     entry = DlqIndex.build(dlq_records([dead]), []).entries[dead.id]
-    _, _, _, headers = replay_record(entry, OperatorTopics(prefix="t."), by="bob", at=AT, signer=None)
+    _, _, _, headers = replay_record(entry, PipelineTopics(prefix="t."), by="bob", at=AT, signer=None)
     assert DESTINATION_HEADER not in dict(headers)

@@ -10,9 +10,9 @@ from aiokafka.structs import ConsumerRecord
 from schemas.envelope import WebhookEnvelope
 from schemas.producer import encode_envelope
 from schemas.signing import EnvelopeSigner
+from schemas.topics import PipelineTopics
 from streams.dedup import DedupHandler
 from streams.metrics import Metrics
-from streams.topics import PipelineTopics
 
 SIGNER = EnvelopeSigner(keys={"k1": b"secret"}, active_key_id="k1")
 TOPICS = PipelineTopics(prefix="", app_id="bw")

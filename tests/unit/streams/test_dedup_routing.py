@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.deadletter import QuarantineRecord
+from schemas.headers import FORWARDED_FROM_HEADER
 from services.config import ConfigError, DedupMode, load_settings
 from services.telemetry import TelemetrySettings, export_counters, prometheus_text, setup_telemetry
-from streams.dedup import FORWARDED_FROM_HEADER, DedupHandler
+from streams.dedup import DedupHandler
 from streams.dedup_store import Entry, Origin, dedup_identity, murmur2, owner_partition
 from streams.metrics import Metrics
 from tests.support.pipeline import envelope

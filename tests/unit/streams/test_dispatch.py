@@ -18,12 +18,13 @@ from pydantic import BaseModel
 from schemas.deadletter import DeadLetter
 from schemas.envelope import WebhookEnvelope
 from schemas.events import EventRecord
+from schemas.headers import DESTINATION_HEADER
 from schemas.retry import RetryRecord
 from services.config import ConfigError, HttpDestination, RetryTier, load_settings
 from services.errors import PermanentError, RetryableError
 from services.outbound.config import BreakerSettings, RateLimitSettings
 from streams.destinations import OutboundDeliverer, api_settings
-from streams.dispatch import DESTINATION_HEADER, DispatchHandler
+from streams.dispatch import DispatchHandler
 from streams.metrics import Metrics
 from streams.policy import RetryPolicy
 from streams.retry import RetryHandler

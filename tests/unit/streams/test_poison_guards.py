@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.deadletter import DeadLetter, QuarantineRecord
+from schemas.headers import DESTINATION_HEADER
 from schemas.limits import RECORD_MAX_BYTES
 from streams.batching import Refusals, _Pending
-from streams.dispatch import DESTINATION_HEADER
 from streams.eos_types import Out
 from streams.metrics import Metrics
 from streams.poison import OUTPUT_MAX_BYTES, is_infrastructure

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.deadletter import DeadLetter
+from schemas.headers import DESTINATION_HEADER
 from schemas.retry import RetryRecord
-from streams.dispatch import DESTINATION_HEADER
 from streams.metrics import Metrics
 from streams.retry import RetryHandler
 from tests.support.pipeline import envelope

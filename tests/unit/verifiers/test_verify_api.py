@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 import services.edge.verifiers as verifiers
+from schemas.providers import KINDS
 from services.config import ConfigError
-from services.edge.verifiers import KINDS, VerifiedEvent, Verifier, build_verifier, signers
+from services.edge.verifiers import VerifiedEvent, Verifier, build_verifier, signers
 from services.edge.verifiers._common import check_fresh, to_datetime
 from services.edge.verifiers.signers import (
     generate_sendgrid_key,
