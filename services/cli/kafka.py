@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
@@ -141,11 +142,19 @@ def topics_list(ctx: typer.Context) -> None:
 
     A record schema names a file in ``schemas/jsonschema/``; ``none (...)`` says what the records are instead.
     """
-    # Names and schemas are what a reader copies: the purpose wraps instead.
-    name, schema = Column("topic", no_wrap=True), Column("record schema", no_wrap=True)
-    table = Table(name, "partitions", "replicas", schema, "purpose")
+    # Names and schemas are what a reader copies: the purpose wraps instead, and below 100 columns
+    # (a pipe, a narrow terminal) it goes, so the rest stays one line a topic.
+    columns = [
+        Column("topic", no_wrap=True),
+        Column("partitions", justify="right", no_wrap=True),
+        Column("replicas", justify="right", no_wrap=True),
+        Column("record schema", no_wrap=True),
+    ]
+    wide = console.width >= 100
+    table = Table(
+        *columns, *([Column("purpose", ratio=1)] if wide else []), box=box.SIMPLE_HEAD, pad_edge=False
+    )
     for spec in catalogue(ctx.obj.settings):
-        table.add_row(
-            spec.name, str(spec.partitions), str(spec.replication_factor), spec.record_schema, spec.purpose
-        )
+        cells = [spec.name, str(spec.partitions), str(spec.replication_factor), spec.record_schema]
+        table.add_row(*cells, *([spec.purpose] if wide else []))
     console.print(table)
