@@ -4,8 +4,9 @@
 a pure-Python murmur2 for the partition); the profile of the pipeline showed it as the largest cost.
 ``create_batch`` / ``send_batch`` (aiokafka's batch API, transactional batches included) append into a
 C record builder instead. A record that follows its source partition skips the hash: when the target
-topic has as many partitions as the source, the source partition *is* ``murmur2(key) % n``, because
-every Breakwater topic is keyed the same way from the edge onwards.
+topic has as many partitions as the source, the source partition *is* the key's default partition
+(:func:`services.kafka.partitioner.default_partition`), because every Breakwater topic is keyed the
+same way from the edge onwards.
 
 aiokafka checks ``max_request_size`` only in ``send``, not here: a record builder always takes its first
 record whatever ``max_batch_size`` says, so one large record becomes a batch of its own and only the
@@ -23,9 +24,9 @@ from typing import Any  # aiokafka's BatchBuilder has no type hints
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka import errors as Errors
-from aiokafka.partitioner import murmur2
 from aiokafka.structs import RecordMetadata
 
+from services.kafka.partitioner import default_partition
 from streams.eos_types import Origin, Out
 from streams.poison import OUTPUT_MAX_BYTES, bounded, output_bytes, reason_of
 
@@ -138,7 +139,7 @@ class BatchSender:
             return int(out.follow.partition)
         if out.key is None:
             return random.randrange(count)
-        return int(murmur2(out.key) & 0x7FFFFFFF) % count  # the Java client's default partitioner
+        return default_partition(out.key, count)
 
     async def send(self, outputs: list[Out]) -> list[_Pending]:
         """Queue every output in the open transaction; await each ``_Pending.future`` before commit."""

@@ -37,14 +37,11 @@ from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
 from schemas.topics import PipelineTopics
 from services.config import DedupMode
 from services.errors import BreakwaterError
-from streams.dedup_store import (
-    DEFAULT_MEMORY_BYTES,
-    Origin,
-    PartitionStore,
-    StoreMemory,
-    dedup_identity,
-    owner_partition,
-)
+from services.kafka import clients
+from services.kafka.clients import KafkaTarget
+from services.kafka.internals import cluster_metadata
+from services.kafka.partitioner import default_partition
+from streams.dedup_store import DEFAULT_MEMORY_BYTES, Origin, PartitionStore, StoreMemory, dedup_identity
 from streams.eos_types import Batch, Out, Outcome, Record
 from streams.metrics import Metrics
 from streams.poison import is_infrastructure, origin_of, quarantine, reason_of
@@ -80,7 +77,7 @@ class DedupHandler:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        bootstrap: KafkaTarget,
         topics: PipelineTopics,
         signer: EnvelopeSigner,
         providers: Mapping[str, DedupMode] | Set[str],
@@ -118,8 +115,8 @@ class DedupHandler:
         mine = sorted(tp.partition for tp in partitions if tp.topic == self._topics.inbound)
         if not mine:
             return
-        restorer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, isolation_level="read_committed", enable_auto_commit=False
+        restorer = clients.consumer(
+            self._bootstrap, isolation_level="read_committed", enable_auto_commit=False
         )
         await restorer.start()
         try:
@@ -136,7 +133,7 @@ class DedupHandler:
 
     async def _inbound_partitions(self, consumer: AIOKafkaConsumer) -> int:
         """How many partitions the inbound topic has (dedup identities map onto them)."""
-        cluster = await consumer._client.fetch_all_metadata()  # aiokafka keeps no public reader of it
+        cluster = await cluster_metadata(consumer)
         partitions = cluster.partitions_for_topic(self._topics.inbound)
         if not partitions:
             raise BreakwaterError(f"topic {self._topics.inbound} has no partitions in the cluster's metadata")
@@ -232,7 +229,7 @@ class DedupHandler:
         if mode is None:
             raise Quarantined("unknown_provider", f"provider {envelope.provider!r} is not configured")
         identity = dedup_identity(mode, key, envelope.provider, envelope.body)
-        owner = owner_partition(identity, self._partitions)
+        owner = default_partition(identity, self._partitions)  # the partition the edge's producer picks
         if owner != record.partition and any(name == FORWARDED_FROM_HEADER for name, _ in record.headers):
             raise Quarantined(
                 "misrouted",

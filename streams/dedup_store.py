@@ -21,8 +21,9 @@ one with another key is a replay of the body (``body``), or with ``body_and_type
 an origin had its event type too, else a new event (one body under two Shopify topics) that is added
 as an origin. Entries without origins, every entry written before they existed among them, decode as
 before, so an old changelog restores unchanged (an older worker cannot read the new entries back).
-Each identity is deduplicated on the inbound partition :func:`owner_partition` maps it to, whichever
-partition the producer's partitioner picked (streams/dedup.py forwards the others there).
+Each identity is deduplicated on the inbound partition Kafka's default partitioner maps it to
+(:func:`services.kafka.partitioner.default_partition`), whichever partition the producer's partitioner
+picked (streams/dedup.py forwards the others there).
 
 Memory: every partition's database of one worker shares one :class:`StoreMemory` budget, memtables
 charged to the same block cache, so the table grows on disk, not in RSS (RocksDB's defaults give each
@@ -50,38 +51,6 @@ from services.config import DedupMode
 _CHECKPOINT = b"m:changelog"
 DEFAULT_MEMORY_BYTES = 64 << 20
 _TS = struct.Struct(">Q")
-_M = 0x5BD1E995
-_MASK = 0xFFFFFFFF
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (the Java client's and aiokafka's partitioner), on 4-byte words at once.
-
-    Equal to ``aiokafka.partitioner.murmur2`` (a unit test checks it on generated input) at a third
-    of its cost: dedup hashes every inbound record's identity to find the partition that owns it.
-    """
-    length = len(data)
-    h = 0x9747B28C ^ length
-    for k in struct.unpack_from(f"<{length >> 2}I", data):
-        k = (k * _M) & _MASK
-        k = ((k ^ (k >> 24)) * _M) & _MASK
-        h = ((h * _M) & _MASK) ^ k
-    tail = length & 3
-    if tail:
-        base = length & ~3
-        if tail == 3:
-            h ^= data[base + 2] << 16
-        if tail >= 2:
-            h ^= data[base + 1] << 8
-        h = ((h ^ data[base]) * _M) & _MASK
-    h ^= h >> 13
-    h = (h * _M) & _MASK
-    return h ^ (h >> 15)
-
-
-def owner_partition(identity: bytes, partitions: int) -> int:
-    """The inbound partition whose table deduplicates ``identity``: what the Java client would pick."""
-    return (murmur2(identity) & 0x7FFFFFFF) % partitions
 
 
 def _field(value: bytes) -> bytes:

@@ -33,7 +33,7 @@ an older assignment is given back unprocessed (the consumer re-reads it from the
 The transactional id is stable per worker slot and role (``{app}-{role}-{worker_id}``): a worker
 restarted in the same slot fences its dead predecessor and aborts its open transaction at once. A *live*
 zombie (a worker the group dropped while it held a batch) is fenced by the group instead:
-:mod:`streams.group_fencing` commits the offsets with the generation the batch was fetched under and
+:mod:`services.kafka.group_fencing` commits the offsets with the generation the batch was fetched under and
 reads committed offsets only once stable (KIP-447, which aiokafka lacks). A fenced transaction is
 aborted and its batch, and the one processed behind it, are re-read; the worker carries on.
 
@@ -57,20 +57,23 @@ import logging
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from schemas.limits import RECORD_MAX_BYTES
 from services.errors import BreakwaterError
-from streams.batching import BatchSender, Refusals, _Pending, last_offsets
-from streams.eos_types import Batch, Handler, Out, Outcome
-from streams.group_fencing import (
+from services.kafka import clients
+from services.kafka.clients import KafkaTarget
+from services.kafka.group_fencing import (
     GroupFenced,
     Membership,
     fence_offsets_by_generation,
     read_stable_offsets,
     rejoin_after,
 )
+from services.kafka.internals import group_coordinator, in_transaction, wait_for_committed_offsets
+from streams.batching import BatchSender, Refusals, _Pending, last_offsets
+from streams.eos_types import Batch, Handler, Out, Outcome
 
 __all__ = ["Batch", "Handler", "LoopConfig", "Out", "Outcome", "TransactionalLoop"]
 
@@ -118,7 +121,8 @@ class Backoff:
 @dataclass(frozen=True)
 class LoopConfig:
     name: str
-    bootstrap: str
+    bootstrap: KafkaTarget
+    """The cluster: ``settings.kafka``, or a bootstrap list (tests)."""
     group_id: str
     transactional_id: str
     topics: tuple[str, ...]
@@ -148,7 +152,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self._loop.lock:
             self._loop.generation += 1
-            self._loop._sender.forget_partition_counts()
+            self._loop._batch_sender.forget_partition_counts()
             await self._loop.open_partitions(set(assigned))
 
 
@@ -176,10 +180,10 @@ class TransactionalLoop:
         self._restore_backoff = Backoff()
         self._commit_backoff = Backoff()
         self._producer_broken = False
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=config.bootstrap,
-            group_id=config.group_id,
+        self._consumer = clients.consumer(
+            config.bootstrap,
             client_id=f"{config.client_id}-{config.name}",
+            group_id=config.group_id,
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
@@ -192,15 +196,15 @@ class TransactionalLoop:
         )
         self._refusals = Refusals(config.quarantine_topic)
         self._producer = self._new_producer()
-        self._sender = BatchSender(self._producer, self._refusals)
+        self._batch_sender = BatchSender(self._producer, self._refusals)
         self._generation_slot = fence_offsets_by_generation(self._producer)
         self._inflight: asyncio.Task[None] | None = None
         self._inflight_starts: dict[TopicPartition, int] = {}
 
     def _new_producer(self) -> AIOKafkaProducer:
         config = self.config
-        return AIOKafkaProducer(
-            bootstrap_servers=config.bootstrap,
+        return clients.producer(
+            config.bootstrap,
             client_id=f"{config.client_id}-{config.name}",
             transactional_id=config.transactional_id,
             enable_idempotence=True,
@@ -236,12 +240,12 @@ class TransactionalLoop:
                 await asyncio.wait_for(producer.stop(), 10)
             raise
         self._producer = producer
-        self._sender = BatchSender(producer, self._refusals)
+        self._batch_sender = BatchSender(producer, self._refusals)
         self._generation_slot = fence_offsets_by_generation(producer)
 
     def ready(self) -> tuple[bool, str]:
         """Whether this loop is working, and if not, why (for ``/readyz``)."""
-        coordinator = self._consumer._coordinator
+        coordinator = group_coordinator(self._consumer)
         if self.generation == 0:
             return False, WAITING_FOR_ASSIGNMENT
         if coordinator is None or coordinator.coordinator_id is None:
@@ -364,7 +368,7 @@ class TransactionalLoop:
         last transaction settled would miss what it wrote while its offsets land after the restore.
         """
         if partitions:
-            await self._consumer._coordinator.fetch_committed_offsets(partitions)
+            await wait_for_committed_offsets(self._consumer, partitions)
 
     async def _wait_for_kafka(self) -> None:
         """Between failed transactions: wait out the backoff, then get a working producer."""
@@ -442,7 +446,7 @@ class TransactionalLoop:
         producer = self._producer
         await producer.begin_transaction()
         try:
-            pending = await self._sender.send(outputs)
+            pending = await self._batch_sender.send(outputs)
             if offsets:
                 self._generation_slot.current = membership
                 await producer.send_offsets_to_transaction(offsets, self.config.group_id)
@@ -463,7 +467,7 @@ class TransactionalLoop:
             self.committed += 1
         except BaseException:
             self.handler.on_aborted()
-            if producer._txn_manager is not None and producer._txn_manager.is_in_transaction():
+            if in_transaction(producer):
                 await asyncio.shield(producer.abort_transaction())
             raise
         if self._refusals:

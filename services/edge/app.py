@@ -20,12 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from schemas.producer import EnvelopeProducer
 from schemas.signing import EnvelopeSigner
 from services.config import BreakwaterSettings
 from services.edge.admission import Admission
 from services.edge.ingest import Edge, WebhookEndpoint
-from services.edge.publisher import Publisher
+from services.edge.publisher import EnvelopeProducer, Publisher
 from services.edge.verifiers import build_verifier
 from services.telemetry import (
     prometheus_text,

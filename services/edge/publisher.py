@@ -9,8 +9,9 @@ What could never be stored gets 413 instead, with the limit in its message, so a
 retry it for days: an envelope over ``ENVELOPE_MAX_BYTES`` (:mod:`schemas.limits`), and a batched
 delivery (SendGrid) of more events than ``edge.max_in_flight``, which no amount of waiting admits.
 
-The producer connects in the background: the edge starts, and answers ``/healthz``, while Kafka is
-still down, and begins accepting as soon as a broker answers, without a restart.
+The producer (:class:`EnvelopeProducer`, which an upstream gateway may use too) connects in the
+background: the edge starts, and answers ``/healthz``, while Kafka is still down, and begins accepting
+as soon as a broker answers, without a restart.
 """
 
 from __future__ import annotations
@@ -19,14 +20,142 @@ import asyncio
 import contextlib
 import logging
 import time
+from types import TracebackType
+from typing import Self
 
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.structs import RecordMetadata
 
 from schemas.envelope import WebhookEnvelope
-from schemas.producer import EnvelopeProducer, EnvelopeTooLarge
+from schemas.limits import RECORD_MAX_BYTES
+from schemas.producer import EnvelopeTooLarge, encode_envelope
+from schemas.signing import EnvelopeSigner
+from schemas.topics import INBOUND
 from services.errors import Overloaded, PayloadTooLarge
+from services.kafka import clients
+from services.kafka.clients import KafkaTarget
+from services.kafka.internals import cluster_metadata, fail_pending
 
 log = logging.getLogger(__name__)
+
+
+class EnvelopeProducer:
+    """An idempotent ``acks=all`` producer of signed envelopes onto ``webhooks.inbound``.
+
+    The edge's, and any upstream gateway's that holds a signing key::
+
+        signer = EnvelopeSigner(keys={"k1": b"..."}, active_key_id="k1")
+        async with EnvelopeProducer("127.0.0.1:9092", signer) as producer:
+            await producer.send_and_wait(envelope, timeout=5)
+
+    An acknowledged envelope is on every in-sync replica, and the producer's own retries never write
+    it twice. An envelope over the limit raises :class:`schemas.producer.EnvelopeTooLarge` before
+    anything is sent (for a batch: before any of it is sent).
+    """
+
+    def __init__(
+        self,
+        bootstrap: KafkaTarget,
+        signer: EnvelopeSigner,
+        *,
+        topic: str = INBOUND,
+        client_id: str = "breakwater-producer",
+        linger_ms: int = 2,
+        request_timeout_ms: int = 15_000,
+    ) -> None:
+        self.topic = topic
+        self.signer = signer
+        self._kafka = bootstrap
+        self._client_id = client_id
+        self._options = clients.ProducerOptions(
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            request_timeout_ms=request_timeout_ms,
+            max_request_size=RECORD_MAX_BYTES,  # what every catalogue topic's max.message.bytes allows
+        )
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect; raises (and leaves nothing open) when no broker answers."""
+        producer = clients.producer(self._kafka, client_id=self._client_id, **self._options)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    @property
+    def started(self) -> bool:
+        return self._producer is not None
+
+    def _connected(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise KafkaConnectionError("the envelope producer is not started")
+        return self._producer
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Flush for up to ``grace`` seconds, then fail what is left and close.
+
+        aiokafka's own ``stop()`` waits for every pending batch, forever if no broker answers; the
+        writes still pending here were already answered "try again" by their deadlines.
+        """
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            async with asyncio.timeout(grace):
+                await producer.flush()
+        except TimeoutError:
+            fail_pending(producer, KafkaTimeoutError("producer stopped while Kafka was unreachable"))
+        await producer.stop()
+
+    async def answers(self, timeout: float) -> bool:
+        """A broker answers a metadata request on the producer's own connections."""
+        try:
+            async with asyncio.timeout(timeout):
+                await cluster_metadata(self._connected())
+        except (TimeoutError, KafkaError, OSError):
+            return False
+        return True
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def send_and_wait(self, envelope: WebhookEnvelope, timeout: float) -> RecordMetadata:
+        """Return once the broker acknowledged the envelope; ``TimeoutError`` after ``timeout`` seconds.
+
+        A timed-out envelope may still be written later by the producer's own retries; callers answer
+        "try again" and dedup drops the second copy. It is never the other way round.
+        """
+        key, value, headers = encode_envelope(envelope, self.signer)
+        async with asyncio.timeout(timeout):
+            acked = await self._connected().send(self.topic, value=value, key=key, headers=headers)
+            return await asyncio.shield(acked)  # the producer settles its own futures
+
+    async def send_many_and_wait(
+        self, envelopes: list[WebhookEnvelope], timeout: float
+    ) -> list[RecordMetadata]:
+        """Send several envelopes (a batched delivery) and wait for all acknowledgements.
+
+        Every envelope is encoded (and size-checked) before the first is sent: a batch is refused whole.
+        """
+        records = [encode_envelope(envelope, self.signer) for envelope in envelopes]
+        async with asyncio.timeout(timeout):
+            pending = []
+            for key, value, headers in records:
+                pending.append(
+                    await self._connected().send(self.topic, value=value, key=key, headers=headers)
+                )
+            return list(await asyncio.shield(asyncio.gather(*pending)))
 
 
 class Publisher:

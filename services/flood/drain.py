@@ -14,25 +14,26 @@ import json
 from collections.abc import Callable, Mapping
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 
 from schemas.deadletter import DeadLetter
+from services.kafka import clients
+from services.kafka.clients import KafkaTarget
 
 
 class OutputTail:
     """Reads the events topic and the DLQ from the beginning, keeping which keys ended where."""
 
-    def __init__(self, bootstrap: str, events_topic: str, dlq_topic: str, sim_url: str) -> None:
+    def __init__(self, bootstrap: KafkaTarget, events_topic: str, dlq_topic: str, sim_url: str) -> None:
         self._events, self._dlq = events_topic, dlq_topic
         self._sim_url = sim_url
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = clients.consumer(
+            bootstrap,
             events_topic,
             dlq_topic,
-            bootstrap_servers=bootstrap,
+            client_id="breakwater-flood-drain",
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
-            client_id="breakwater-flood-drain",
         )
         self.ended: set[tuple[str, str]] = set()
         """(destination, key) pairs that were delivered or dead-lettered."""

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 
 from services.config import BreakwaterSettings, load_settings
 from services.errors import BreakwaterError
@@ -29,6 +28,7 @@ from services.flood.scenario import SECRETS, Scenario
 from services.flood.shutdown import stop_process
 from services.flood.tomlgen import dumps
 from services.flood.traffic import sign
+from services.kafka import clients
 from services.kafka.admin import ensure_topics
 from services.kafka.local import LocalKafka, free_ports, start_fresh_broker
 from streams.topics import catalogue, pipeline_topics
@@ -218,13 +218,13 @@ async def _probe(stack: Stack) -> None:
                 raise StackError(f"the edge answered the probe with {response.status_code}: {response.text}")
             await asyncio.sleep(1.0)  # the edge's Retry-After, shortened: nothing else to wait on
     topic = pipeline_topics(stack.settings).events
-    consumer = AIOKafkaConsumer(
+    consumer = clients.consumer(
+        stack.settings.kafka,
         topic,
-        bootstrap_servers=stack.bootstrap,
+        client_id="breakwater-flood-probe",
         isolation_level="read_committed",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        client_id="breakwater-flood-probe",
     )
     await consumer.start()
     try:

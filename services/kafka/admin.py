@@ -14,13 +14,15 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from schemas.topics import TopicSpec
 from services.errors import BreakwaterError
+from services.kafka import clients
+from services.kafka.clients import KafkaTarget
 
 log = logging.getLogger(__name__)
 
 
-async def cluster_size(bootstrap: str, timeout: float = 5.0) -> int:
+async def cluster_size(bootstrap: KafkaTarget, timeout: float = 5.0) -> int:
     """Brokers in the cluster; raises when no broker answers a metadata request in ``timeout``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = clients.admin(bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
         metadata = await asyncio.wait_for(admin.describe_cluster(), timeout)
@@ -30,7 +32,7 @@ async def cluster_size(bootstrap: str, timeout: float = 5.0) -> int:
             await admin.close()
 
 
-def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
+def broker_answers(bootstrap: KafkaTarget, timeout: float = 5.0) -> bool:
     """True when a broker answers a metadata request (synchronous: for CLIs and start-up checks)."""
     client_log = logging.getLogger("aiokafka")
     level = client_log.level
@@ -109,7 +111,7 @@ async def _raise_limits(admin: AIOKafkaAdminClient, specs: Sequence[TopicSpec]) 
 
 
 async def ensure_topics(
-    bootstrap: str, specs: Sequence[TopicSpec], timeout: float = 30.0, *, raise_limits: bool = True
+    bootstrap: KafkaTarget, specs: Sequence[TopicSpec], timeout: float = 30.0, *, raise_limits: bool = True
 ) -> EnsureResult:
     """Create missing topics, grow partition counts, raise size limits; never shrinks or deletes.
 
@@ -118,7 +120,7 @@ async def ensure_topics(
     set them on purpose, and whose principal may be the only one allowed to alter them); a record such a
     topic refuses becomes a bounded record (streams.batching.Refusals), never a loss.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = clients.admin(bootstrap, request_timeout_ms=int(timeout * 1000))
     await admin.start()
     try:
         existing = {

@@ -11,15 +11,20 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, Unpack
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
+
+from services.kafka import clients
+from services.kafka.clients import ConsumerOptions, KafkaTarget
+from services.kafka.internals import refresh_metadata
 
 __all__ = ["Snapshot", "read_snapshot", "wait_until_stable"]
 
 log = logging.getLogger(__name__)
 Record: TypeAlias = ConsumerRecord  # [bytes, bytes]; aiokafka ships no type hints
+OPERATOR_CLIENT_ID = "breakwater-operator"
 
 
 @dataclass
@@ -29,27 +34,22 @@ class Snapshot:
     """True when ``max_records`` stopped the read before the end."""
 
 
-def _committed_reader(bootstrap: str, **options: object) -> AIOKafkaConsumer:
-    """A consumer of committed records only, in no group: operators read, they do not consume."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        client_id="breakwater-operator",
-        **options,
-    )
+def _committed_reader(bootstrap: KafkaTarget, **options: Unpack[ConsumerOptions]) -> AIOKafkaConsumer:
+    """A consumer of committed records only (the boundary's default), in no group: operators read,
+    they do not consume (and commit nothing)."""
+    return clients.consumer(bootstrap, client_id=OPERATOR_CLIENT_ID, **options)
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     found = consumer.partitions_for_topic(topic)
     if not found:
-        await consumer._client.force_metadata_update()  # as tests/support does; no auto-creation
+        await refresh_metadata(consumer)  # as tests/support does; no auto-creation
         found = consumer.partitions_for_topic(topic)
     return [TopicPartition(topic, p) for p in sorted(found or ())]
 
 
 async def read_snapshot(
-    bootstrap: str, topic: str, *, max_records: int = 200_000, timeout: float = 30.0
+    bootstrap: KafkaTarget, topic: str, *, max_records: int = 200_000, timeout: float = 30.0
 ) -> Snapshot:
     """Every committed record of ``topic`` up to its end when called; a missing topic reads empty."""
     consumer = _committed_reader(
@@ -85,7 +85,11 @@ async def _read(consumer: AIOKafkaConsumer, topic: str, max_records: int) -> Sna
 
 
 async def wait_until_stable(
-    bootstrap: str, written: Mapping[TopicPartition, int], *, timeout: float = 30.0, every: float = 0.05
+    bootstrap: KafkaTarget,
+    written: Mapping[TopicPartition, int],
+    *,
+    timeout: float = 30.0,
+    every: float = 0.05,
 ) -> bool:
     """Wait until each partition's last stable offset passes the offset written there.
 

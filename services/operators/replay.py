@@ -33,9 +33,12 @@ from schemas.envelope import DeliveryError
 from schemas.headers import DESTINATION_HEADER, REPLAY_OF_HEADER, REPLAYED_AT_HEADER, REPLAYED_BY_HEADER
 from schemas.signing import EnvelopeSigner
 from schemas.topics import PipelineTopics
+from services.kafka import clients
+from services.kafka.clients import KafkaTarget
+from services.kafka.internals import cluster_metadata
 from services.operators.dlq_index import DlqEntry, latest_marks
 from services.operators.marks import DlqMark
-from services.operators.reader import read_snapshot, wait_until_stable
+from services.operators.reader import OPERATOR_CLIENT_ID, read_snapshot, wait_until_stable
 from streams.poison import UNROUTED
 
 __all__ = [
@@ -106,7 +109,7 @@ class DlqActions:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: KafkaTarget,
         topics: PipelineTopics,
         *,
         transactional_id: str = REPLAY_TRANSACTIONAL_ID,
@@ -159,12 +162,12 @@ class DlqActions:
             if progress:
                 progress(len(entries))
             return report
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
+        producer = clients.producer(
+            self._bootstrap,
+            client_id=OPERATOR_CLIENT_ID,
             transactional_id=self._transactional_id,
             enable_idempotence=True,
             acks="all",
-            client_id="breakwater-operator",
         )
         await producer.start()  # init_transactions: fences an earlier replayer, settles its transaction
         try:
@@ -214,7 +217,7 @@ class DlqActions:
         self, producer: AIOKafkaProducer, todo: list[DlqEntry], report: ActionReport
     ) -> list[DlqEntry]:
         """Entries whose ready topic exists; a send to a missing one would block until it times out."""
-        cluster = await producer.client.fetch_all_metadata()
+        cluster = await cluster_metadata(producer)
         kept = []
         for entry in todo:
             topic = self._topics.ready(entry.dead.envelope.provider)

@@ -38,8 +38,11 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from schemas.deadletter import QuarantineRecord
 from schemas.topics import PipelineTopics, QueueGroup
+from services.kafka import clients
+from services.kafka.clients import KafkaTarget
+from services.kafka.internals import refresh_metadata
 from services.operators.dlq_index import DlqIndex
-from services.operators.reader import read_snapshot
+from services.operators.reader import OPERATOR_CLIENT_ID, read_snapshot
 from services.operators.views import IsoTime
 
 __all__ = [
@@ -99,26 +102,26 @@ def health_score(total_lag: int, dead_in_window: int, thresholds: HealthThreshol
 
 
 async def consumer_lag(
-    bootstrap: str,
+    bootstrap: KafkaTarget,
     queues: list[QueueGroup],
     *,
     exact_budget: int = EXACT_BUDGET,
     timeout: float = 10.0,
 ) -> list[PartitionLag]:
     """Lag per group, topic and partition; topics that do not exist yet are left out."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="breakwater-operator")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    admin = clients.admin(bootstrap, client_id=OPERATOR_CLIENT_ID)
+    consumer = clients.consumer(
+        bootstrap,
+        client_id=OPERATOR_CLIENT_ID,
         isolation_level="read_committed",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,  # a partition read to its end answers fast: nothing new is awaited
-        client_id="breakwater-operator",
     )
     await admin.start()
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # metadata for every topic, once
+        await refresh_metadata(consumer)  # metadata for every topic, once
         tps = {
             queue.topic: [
                 TopicPartition(queue.topic, p)
@@ -285,7 +288,7 @@ def _within(at: datetime, since: datetime | None, until: datetime | None) -> boo
 
 
 async def quarantined_by_provider(
-    bootstrap: str, topic: str, since: datetime | None, until: datetime | None, max_records: int
+    bootstrap: KafkaTarget, topic: str, since: datetime | None, until: datetime | None, max_records: int
 ) -> dict[str, int]:
     """Quarantined records per provider (the key's ``provider:`` part; ``?`` when there is none)."""
     snapshot = await read_snapshot(bootstrap, topic, max_records=max_records)
@@ -302,7 +305,7 @@ async def quarantined_by_provider(
 
 
 async def collect_stats(
-    bootstrap: str,
+    bootstrap: KafkaTarget,
     topics: PipelineTopics,
     index: DlqIndex,
     *,

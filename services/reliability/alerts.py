@@ -18,6 +18,8 @@ from typing import ClassVar, Literal, Protocol
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped,unused-ignore]
 
 from schemas.topics import ALERTS
+from services.kafka import clients
+from services.kafka.clients import KafkaTarget
 from services.reliability.monitor import ServiceState
 
 log = logging.getLogger(__name__)
@@ -72,12 +74,16 @@ class LogAlertSink:
 class KafkaAlertSink:
     """Produces each alert as JSON to ``topic``, keyed by service (so one service's alerts stay in order).
 
-    >>> sink = KafkaAlertSink(settings.kafka.servers)  # doctest: +SKIP
+    >>> sink = KafkaAlertSink(settings.kafka)  # doctest: +SKIP
     >>> await sink.start(); await sink.send(alert); await sink.stop()  # doctest: +SKIP
     """
 
     def __init__(
-        self, bootstrap_servers: str, *, topic: str = ALERTS_TOPIC, client_id: str = "breakwater-alerts"
+        self,
+        bootstrap_servers: KafkaTarget,
+        *,
+        topic: str = ALERTS_TOPIC,
+        client_id: str = "breakwater-alerts",
     ):
         self.topic = topic
         self._bootstrap = bootstrap_servers
@@ -86,8 +92,8 @@ class KafkaAlertSink:
 
     async def start(self) -> None:
         """Connect (aiokafka binds the producer to the running loop, so it is made here)."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap, client_id=self._client_id, acks="all", enable_idempotence=True
+        producer = clients.producer(
+            self._bootstrap, client_id=self._client_id, acks="all", enable_idempotence=True
         )
         await producer.start()
         self._producer = producer

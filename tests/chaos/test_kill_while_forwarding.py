@@ -22,8 +22,9 @@ from schemas.producer import encode_envelope
 from schemas.signing import EnvelopeSigner
 from schemas.topics import DEDUP_ROLE, QueueGroup
 from services.config import BreakwaterSettings, DedupMode
+from services.kafka.partitioner import default_partition
 from services.operators.stats import consumer_lag
-from streams.dedup_store import dedup_identity, owner_partition
+from streams.dedup_store import dedup_identity
 from streams.topics import pipeline_topics
 from tests.support.librdkafka import librdkafka_produce
 from tests.support.pipeline import CommittedReader, WorkerProcess, create_topics, envelope, settings_of
@@ -42,7 +43,7 @@ def forwards_due(produced: list[tuple[bytes, bytes, list[tuple[str, bytes]]]], l
     return sum(
         1
         for (_, value, _), partition in zip(produced, landed, strict=True)
-        if partition != owner_partition(identity_of(WebhookEnvelope.model_validate_json(value)), PARTITIONS)
+        if partition != default_partition(identity_of(WebhookEnvelope.model_validate_json(value)), PARTITIONS)
     )
 
 

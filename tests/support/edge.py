@@ -10,11 +10,11 @@ from typing import Any
 
 import uvicorn
 
-from schemas.producer import EnvelopeProducer
 from schemas.signing import EnvelopeSigner
 from services.config import BreakwaterSettings, load_settings
 from services.edge.app import create_app
 from services.edge.ingest import Edge
+from services.edge.publisher import EnvelopeProducer
 from services.http_server import BoundedConfig, ServerLimits
 from services.kafka.local import free_ports
 from tests.support.waiting import until

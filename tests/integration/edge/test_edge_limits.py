@@ -15,9 +15,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.envelope import WebhookEnvelope
 from schemas.limits import ENVELOPE_MAX_BYTES, RECORD_MAX_BYTES
-from schemas.producer import EnvelopeProducer
 from schemas.topics import INBOUND
-from services.edge.publisher import Publisher
+from services.edge.publisher import EnvelopeProducer, Publisher
 from services.edge.verifiers.signers import generate_sendgrid_key, sign_sendgrid, sign_stripe
 from services.errors import PayloadTooLarge
 from services.kafka.admin import ensure_topics

@@ -17,9 +17,10 @@ import pytest
 from schemas.envelope import WebhookEnvelope
 from schemas.events import EventRecord
 from schemas.headers import FORWARDED_FROM_HEADER
-from schemas.producer import EnvelopeProducer, encode_envelope
+from schemas.producer import encode_envelope
 from schemas.signing import EnvelopeSigner
-from streams.dedup_store import owner_partition
+from services.edge.publisher import EnvelopeProducer
+from services.kafka.partitioner import default_partition
 from tests.support.librdkafka import Record, librdkafka_produce
 from tests.support.pipeline import CommittedReader, create_topics, envelope, running_worker, settings_of
 
@@ -32,7 +33,7 @@ def crc32_elsewhere(prefix: str) -> WebhookEnvelope:
     for i in range(1000):
         item = envelope("stripe", f"{prefix}{i}")
         key = item.key.encode()
-        if zlib.crc32(key) % PARTITIONS != owner_partition(key, PARTITIONS):
+        if zlib.crc32(key) % PARTITIONS != default_partition(key, PARTITIONS):
             return item
     raise AssertionError("unreachable")
 
@@ -49,7 +50,7 @@ async def test_a_resend_on_another_partition_is_still_a_duplicate(config: dict[s
     key, value, headers = encode_envelope(taken, signer)
     async with EnvelopeProducer(bootstrap, signer, topic=topics.inbound) as edge:
         acked = await edge.send_and_wait(taken, timeout=10)
-    assert acked.partition == owner_partition(key, PARTITIONS)
+    assert acked.partition == default_partition(key, PARTITIONS)
     # ... then the gateway resends the same signed record, and sends 1,500 events, 300 of them twice
     distinct = [envelope("stripe", f"evt_gw_{i}") for i in range(1500)]
     keyed = [(key, value, headers)] + [encode_envelope(e, signer) for e in distinct + distinct[:300]]
@@ -59,7 +60,7 @@ async def test_a_resend_on_another_partition_is_still_a_duplicate(config: dict[s
     landed = await asyncio.to_thread(librdkafka_produce, bootstrap, topics.inbound, records)
     assert landed[0] == zlib.crc32(key) % PARTITIONS != acked.partition  # librdkafka: CRC32, elsewhere
     should_forward = sum(
-        1 for (k, _, _), p in zip(keyed, landed[:-2], strict=True) if p != owner_partition(k, 4)
+        1 for (k, _, _), p in zip(keyed, landed[:-2], strict=True) if p != default_partition(k, 4)
     )
     unique_keys = {taken.key.encode()} | {e.key.encode() for e in distinct}
 
@@ -89,4 +90,4 @@ async def test_a_resend_on_another_partition_is_still_a_duplicate(config: dict[s
         await inbound.settle(1.0)
     forwarded = [r for r in inbound.records if FORWARDED_FROM_HEADER in dict(r.headers)]
     assert len(forwarded) == should_forward  # each exactly once (read_committed), never again
-    assert all(r.partition == owner_partition(r.key or b"", PARTITIONS) for r in forwarded)
+    assert all(r.partition == default_partition(r.key or b"", PARTITIONS) for r in forwarded)

@@ -18,7 +18,8 @@ import pytest
 
 from schemas.events import EventRecord
 from services.edge.verifiers.signers import sign_github, sign_shopify
-from streams.dedup_store import dedup_identity, owner_partition
+from services.kafka.partitioner import default_partition
+from streams.dedup_store import dedup_identity
 from streams.metrics import Metrics
 from tests.support.edge import SECRETS, SIGNING_KEY, running_edge
 from tests.support.pipeline import (
@@ -64,13 +65,13 @@ async def test_a_github_body_re_posted_with_fresh_delivery_ids_is_delivered_once
         text = json.dumps({"action": "opened", "issue": {"number": n}, "zen": "Keep it logically awesome."})
         captured = text.encode()
         digest = dedup_identity("body", b"github:d-first", "github", captured)
-        if owner_partition(digest, PARTITIONS) != owner_partition(b"github:d-first", PARTITIONS):
+        if default_partition(digest, PARTITIONS) != default_partition(b"github:d-first", PARTITIONS):
             break
     else:
         raise AssertionError("no body maps elsewhere")
     fresh = [f"d-replay-{i}" for i in range(3)]
-    assert {owner_partition(f"github:{d}".encode(), PARTITIONS) for d in fresh} != {
-        owner_partition(digest, PARTITIONS)
+    assert {default_partition(f"github:{d}".encode(), PARTITIONS) for d in fresh} != {
+        default_partition(digest, PARTITIONS)
     }
     distinct = [json.dumps({"action": "closed", "issue": {"number": 1000 + i}}).encode() for i in range(20)]
     async with (

@@ -2,7 +2,8 @@
 
 Loop A takes the first batch and stalls in its handler past the rebalance timeout; the group gives every
 partition to loop B, which copies all records. Then A wakes up and tries to commit: the group fences it
-(KIP-447, :mod:`streams.group_fencing`), the transaction is aborted and the output holds each record once.
+(KIP-447, :mod:`services.kafka.group_fencing`), the transaction is aborted and the output holds each
+record once.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.topics import TopicSpec
 from services.kafka.admin import ensure_topics
+from services.kafka.group_fencing import read_stable_offsets
 from streams.eos import LoopConfig, TransactionalLoop
 from streams.eos_types import Batch, Out, Outcome, StatelessHandler
-from streams.group_fencing import read_stable_offsets
 from tests.support.pipeline import CommittedReader
 from tests.support.waiting import until
 

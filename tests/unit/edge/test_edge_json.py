@@ -19,8 +19,9 @@ from starlette.applications import Starlette
 
 from schemas.envelope import WebhookEnvelope
 from schemas.events import event_record_json
-from schemas.producer import EnvelopeProducer, encode_envelope
+from schemas.producer import encode_envelope
 from services.edge.app import create_app
+from services.edge.publisher import EnvelopeProducer
 from services.edge.verifiers.signers import (
     generate_sendgrid_key,
     sign_github,

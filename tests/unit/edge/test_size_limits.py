@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from schemas.limits import ENVELOPE_MAX_BYTES, RECORD_MAX_BYTES
-from schemas.producer import EnvelopeProducer
 from services.config import ConfigError, envelope_bytes_for_body
+from services.edge.publisher import EnvelopeProducer
 from streams.topics import catalogue
 from tests.support.edge import edge_settings, envelope_signer
 

@@ -9,7 +9,6 @@ from typing import get_args
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from aiokafka.structs import ConsumerRecord
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,9 +16,10 @@ from hypothesis import strategies as st
 from schemas.deadletter import QuarantineRecord
 from schemas.headers import FORWARDED_FROM_HEADER
 from services.config import ConfigError, DedupMode, load_settings
+from services.kafka.partitioner import default_partition
 from services.telemetry import TelemetrySettings, export_counters, prometheus_text, setup_telemetry
 from streams.dedup import DedupHandler
-from streams.dedup_store import Entry, Origin, dedup_identity, murmur2, owner_partition
+from streams.dedup_store import Entry, Origin, dedup_identity
 from streams.metrics import Metrics
 from tests.support.pipeline import envelope
 from tests.unit.streams.records import INBOUND, SIGNER, TOPICS, Clock, dedup_handler, record, signed
@@ -50,11 +50,6 @@ def inbound(partition: int) -> TopicPartition:
     return TopicPartition(TOPICS.inbound, partition)
 
 
-@given(st.binary(max_size=200))
-def test_murmur2_is_the_java_clients(data: bytes) -> None:
-    assert murmur2(data) == aiokafka_murmur2(data)
-
-
 event_ids = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40)
 
 
@@ -74,7 +69,7 @@ async def test_a_record_is_deduplicated_only_by_the_partition_its_identity_maps_
     item = envelope("github", event_id, event_type).model_copy(update={"body": body})
     key = item.key.encode()
     identity = dedup_identity(mode, key, "github", body)
-    owner = owner_partition(identity, partitions)
+    owner = default_partition(identity, partitions)
     assert 0 <= owner < partitions
     assert (identity == key) == (mode == "event_id")
     with tempfile.TemporaryDirectory() as state:
@@ -196,7 +191,7 @@ async def test_a_forwarded_record_its_partition_does_not_own_is_quarantined_not_
     item = next(
         e
         for e in (envelope("stripe", f"evt_{i}") for i in range(100))
-        if owner_partition(e.key.encode(), 4) != 1
+        if default_partition(e.key.encode(), 4) != 1
     )
     key, value, headers = signed(item).key, signed(item).value, list(signed(item).headers)
     misrouted = record(value, key=key, headers=[*headers, (FORWARDED_FROM_HEADER, b"0")], tp=inbound(1))

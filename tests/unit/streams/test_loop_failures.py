@@ -54,7 +54,7 @@ async def loop_with(errors: list[BaseException]) -> TransactionalLoop:
     loop = TransactionalLoop(config, Handler())
     await loop._producer.stop()  # never started: replaced by the fake
     loop._producer = FakeProducer()
-    loop._sender = FakeSender(errors)  # type: ignore[assignment]
+    loop._batch_sender = FakeSender(errors)  # type: ignore[assignment]
     LOOPS.append(loop)
     return loop
 

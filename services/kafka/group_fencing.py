@@ -21,6 +21,9 @@ This module adds the two halves of KIP-447 (as the Java client does since Kafka 
 
 Both install themselves on one client instance (aiokafka has no hook for either); the request structs
 follow the Kafka protocol definitions (``TxnOffsetCommitRequest.json``, ``OffsetFetchRequest.json``).
+Like :mod:`services.kafka.internals` this module leans on aiokafka's private members (the producer's
+sender and transaction manager, the coordinator's request path); ``tests/unit/kafka/test_internals.py``
+checks that each one is still there.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ from aiokafka.protocol.types import (
 )
 from aiokafka.structs import OffsetAndMetadata
 
+from services.errors import BreakwaterError
+from services.kafka.internals import group_coordinator
+
 __all__ = [
     "GroupFenced",
     "Membership",
@@ -64,7 +70,7 @@ NO_OFFSET = -1
 _FENCING_ERRORS = frozenset({22, 25, 27, 82})
 
 
-class GroupFenced(Errors.KafkaError):  # type: ignore[misc]  # aiokafka's errors are untyped
+class GroupFenced(BreakwaterError, Errors.KafkaError):  # type: ignore[misc]  # aiokafka's errors are untyped
     """The consumer group no longer has this member at this generation: abort, re-read, carry on."""
 
     retriable = False
@@ -80,7 +86,7 @@ def rejoin_after(consumer: AIOKafkaConsumer, fenced: GroupFenced) -> None:
     Until its heartbeat notices, the consumer would keep fetching under the dead generation, and every
     batch would be processed (destinations called) only to be fenced again.
     """
-    coordinator = consumer._coordinator
+    coordinator = group_coordinator(consumer)
     if coordinator is None or fenced.error_code is None:
         return
     if fenced.error_code == Errors.RebalanceInProgressError.errno:
@@ -89,11 +95,12 @@ def rejoin_after(consumer: AIOKafkaConsumer, fenced: GroupFenced) -> None:
         coordinator.reset_generation()
 
 
-class UnstableOffsetCommit(Errors.KafkaError):  # type: ignore[misc]
+class UnstableOffsetCommit(BreakwaterError, Errors.KafkaError):  # type: ignore[misc]
     """A transaction holding offsets for the partition is still open (error 88); ask again shortly."""
 
     errno = 88
-    retriable = True
+    retriable = True  # what aiokafka's coordinator asks before it retries
+    retryable = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +113,7 @@ class Membership:
     @classmethod
     def of(cls, consumer: AIOKafkaConsumer) -> Membership | None:
         """The consumer's current membership, or ``None`` while it is not a member of a generation."""
-        coordinator = consumer._coordinator
+        coordinator = group_coordinator(consumer)
         if coordinator is None or coordinator.generation < 0 or not coordinator.member_id:
             return None
         return cls(coordinator.generation, coordinator.member_id)
@@ -336,7 +343,7 @@ class StableOffsetFetchRequest(Request[OffsetFetchRequest_v7]):  # type: ignore[
 
 def read_stable_offsets(consumer: AIOKafkaConsumer) -> None:
     """Make ``consumer`` (started, before ``subscribe``) read only settled committed offsets."""
-    coordinator = consumer._coordinator
+    coordinator = group_coordinator(consumer)
 
     async def fetch(partitions: Iterable[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
         response = await coordinator._send_req(StableOffsetFetchRequest(coordinator.group_id, partitions))
