@@ -56,7 +56,7 @@ def build_loops(
     """Every loop of one worker, wired from ``settings``."""
     pipeline = settings.pipeline
     topics = pipeline_topics(settings)
-    bootstrap = settings.kafka.servers
+    bootstrap = settings.kafka  # every client gets the one connection config (services.kafka.clients)
 
     def loop(
         role: str, topic: str, handler: Handler, fetch_bytes: int = LoopConfig.max_partition_fetch_bytes
@@ -129,7 +129,7 @@ def http_deliverer(settings: BreakwaterSettings) -> OutboundDeliverer:
 async def serve(settings: BreakwaterSettings, stop: asyncio.Event, metrics: Metrics | None = None) -> Metrics:
     """Run every loop until ``stop`` is set; the first loop to fail stops the others and re-raises."""
     fold_unreachable()  # a broker outage: one line a minute with counts, not ~900 ERROR lines a second
-    await ensure_topics(settings.kafka.servers, catalogue(settings), raise_limits=False)  # operators' call
+    await ensure_topics(settings.kafka, catalogue(settings), raise_limits=False)  # operators' call
     metrics = Metrics() if metrics is None else metrics
     attach(settings, metrics)
     async with http_deliverer(settings) as deliverer:  # closes the clients' pools when the worker stops

@@ -124,7 +124,7 @@ def topics_ensure(ctx: typer.Context) -> None:
     """Create the catalogue's missing topics and grow partition counts (idempotent)."""
     settings = ctx.obj.settings
     specs = catalogue(settings)
-    result = asyncio.run(ensure_topics(settings.kafka.servers, specs))
+    result = asyncio.run(ensure_topics(settings.kafka, specs))
     table = Table("topic", "partitions", "replicas", "state")
     for spec in specs:
         state = (

@@ -48,7 +48,7 @@ def up(
                 f"stop it or set {name} to a free port"
             )
     broker, started = start_local_broker(settings) if not settings.kafka.bootstrap else (None, False)
-    result = asyncio.run(ensure_topics(settings.kafka.servers, catalogue(settings)))
+    result = asyncio.run(ensure_topics(settings.kafka, catalogue(settings)))
     typer.echo(f"topics: {len(result.created)} created, {len(result.present) + len(result.grown)} present")
 
     children = {"edge": _child("edge", ctx.obj.config)}

@@ -41,7 +41,7 @@ def create_app(
 ) -> Starlette:
     """The edge ASGI app; the producer connects when the app starts (lifespan)."""
     producer = producer or EnvelopeProducer(
-        settings.kafka.servers,
+        settings.kafka,
         EnvelopeSigner.of(settings.signing),
         topic=pipeline_topics(settings).inbound,
         client_id=f"breakwater-edge-{settings.edge.instance}",

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from schemas.deadletter import DeadLetter
 from schemas.topics import PipelineTopics
 from services.errors import BreakwaterError
+from services.kafka.clients import KafkaTarget
 from services.operators.filters import DlqFilter
 from services.operators.marks import DlqMark, decode_mark
 from services.operators.reader import read_snapshot
@@ -147,7 +148,7 @@ class DlqIndex:
 
 
 async def load_index(
-    bootstrap: str, topics: PipelineTopics, *, max_records: int = 200_000, timeout: float = 30.0
+    bootstrap: KafkaTarget, topics: PipelineTopics, *, max_records: int = 200_000, timeout: float = 30.0
 ) -> DlqIndex:
     """Read both topics (concurrently) and build the index; see the module docstring for the bounds."""
     dead, marks = await asyncio.gather(

@@ -16,6 +16,7 @@ from typing import Any
 from schemas.signing import EnvelopeSigner
 from schemas.topics import PipelineTopics
 from services.config import BreakwaterSettings
+from services.kafka.clients import KafkaTarget
 from services.operators.dlq_index import DlqEntry, DlqIndex, load_index
 from services.operators.filters import DlqFilter, FilterError
 from services.operators.replay import REPLAY_TRANSACTIONAL_ID, ActionReport, DlqActions, Progress
@@ -36,7 +37,7 @@ class Selection:
 
 @dataclass(frozen=True)
 class Operators:
-    bootstrap: str
+    bootstrap: KafkaTarget
     topics: PipelineTopics
     scan_limit: int = 200_000
     transactional_id: str = REPLAY_TRANSACTIONAL_ID
@@ -47,7 +48,7 @@ class Operators:
         """From the settings; replays are signed like the edge signs, so they look like any record."""
         topics = pipeline_topics(settings)
         base = cls(
-            bootstrap=settings.kafka.servers,
+            bootstrap=settings.kafka,
             topics=topics,
             transactional_id=topics.replay_transactional_id,
             signer=EnvelopeSigner.of(settings.signing),
