@@ -14,13 +14,12 @@ members is in :mod:`services.kafka.internals`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict, Unpack
+from typing import Any, Literal, TypeAlias, TypedDict, Unpack
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-if TYPE_CHECKING:
-    from services.config import KafkaSettings
+from services.config import KafkaSettings
 
 __all__ = [
     "AdminOptions",
@@ -34,7 +33,7 @@ __all__ = [
     "producer",
 ]
 
-KafkaTarget: TypeAlias = "KafkaSettings | str"
+KafkaTarget: TypeAlias = KafkaSettings | str
 """A cluster: the settings, or a bare ``host:port,...`` for callers without settings (tests, tools, an
 upstream gateway), which stands for ``KafkaSettings(bootstrap=...)`` with every other option default."""
 
@@ -74,12 +73,7 @@ class AdminOptions(TypedDict, total=False):
 
 def kafka_settings(target: KafkaTarget) -> KafkaSettings:
     """The settings ``target`` stands for (see :data:`KafkaTarget`)."""
-    if not isinstance(target, str):
-        return target
-    # imported here: services.config imports the reliability package, whose Kafka sink builds here
-    from services.config import KafkaSettings
-
-    return KafkaSettings(bootstrap=target)
+    return KafkaSettings(bootstrap=target) if isinstance(target, str) else target
 
 
 def connection_options(kafka: KafkaTarget, client_id: str | None = None) -> dict[str, Any]:
