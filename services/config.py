@@ -48,7 +48,6 @@ from services.outbound.config import APISettings, BreakerSettings, RateLimitSett
 from services.reliability.config import ServiceSettings, validate_dependency_graph
 from services.secrets import Secret
 from services.settings_base import Section
-from services.telemetry import TelemetrySettings
 
 ENV_PREFIX = "BREAKWATER_"
 CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
@@ -116,6 +115,15 @@ class LocalKafkaSettings(Section):
     controller_port: int = Field(default=9093, ge=1, le=65535)
     heap: str = "1g"
     start_timeout_seconds: float = Field(default=90, gt=0)
+
+
+class TelemetrySettings(Section):
+    """Where metrics and traces go (:mod:`services.telemetry` sets them up)."""
+
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); none means Prometheus only."""
+    export_interval_seconds: float = Field(default=15.0, gt=0)
+    log_format: Literal["json", "text"] = "json"
 
 
 class KafkaSettings(Section):

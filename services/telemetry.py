@@ -30,21 +30,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import Field
 from pythonjsonlogger.json import JsonFormatter
 
+from services.config import TelemetrySettings
 from services.kafka.logs import fold_not_enough_replicas
-from services.settings_base import Section
 
 PROPAGATOR = TraceContextTextMapPropagator()
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
-
-
-class TelemetrySettings(Section):
-    otlp_endpoint: str | None = None
-    """OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); none means Prometheus only."""
-    export_interval_seconds: float = Field(default=15.0, gt=0)
-    log_format: Literal["json", "text"] = "json"
 
 
 class LocalCounter:

@@ -6,9 +6,9 @@ import json
 import re
 from pathlib import Path
 
+from services.config import TelemetrySettings
 from services.telemetry import (
     PIPELINE_COUNTERS,
-    TelemetrySettings,
     export_counters,
     prometheus_text,
     setup_telemetry,

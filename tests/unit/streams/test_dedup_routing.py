@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from schemas.deadletter import QuarantineRecord
 from schemas.headers import FORWARDED_FROM_HEADER
-from services.config import ConfigError, DedupMode, load_settings
+from services.config import ConfigError, DedupMode, TelemetrySettings, load_settings
 from services.kafka.partitioner import default_partition
-from services.telemetry import TelemetrySettings, export_counters, prometheus_text, setup_telemetry
+from services.telemetry import export_counters, prometheus_text, setup_telemetry
 from streams.dedup import DedupHandler
 from streams.dedup_store import Entry, Origin, dedup_identity
 from streams.metrics import Metrics
