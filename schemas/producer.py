@@ -13,11 +13,10 @@ never be stored, so it is no "try again".
 from __future__ import annotations
 
 from schemas.envelope import WebhookEnvelope
+from schemas.headers import TRACEPARENT_HEADER
 from schemas.limits import ENVELOPE_MAX_BYTES
 from schemas.signing import EnvelopeSigner, KafkaHeaders
 from services.errors import BreakwaterError
-
-TRACEPARENT_HEADER = "traceparent"
 
 
 class EnvelopeTooLarge(BreakwaterError, ValueError):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
     SecretStr,
     ValidationError,
@@ -48,6 +49,7 @@ from services.outbound.config import APISettings, BreakerSettings, RateLimitSett
 from services.reliability.config import ServiceSettings, validate_dependency_graph
 from services.secrets import Secret
 from services.settings_base import Section
+from services.standard_webhooks import SECRET_PREFIX, decode_secret
 
 ENV_PREFIX = "BREAKWATER_"
 CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
@@ -238,8 +240,30 @@ class KafkaDestination(Section):
     rate: RateLimit | None = None
 
 
+STANDARD_SECRET_MIN_BYTES = 24
+"""The Standard Webhooks spec's smallest key (192 bits); Breakwater's own secrets are new, so no less."""
+
+
+def _decodes_as_standard_secret(secret: SecretStr) -> SecretStr:
+    """Stricter than a provider's secret (whose prefix is optional): ``whsec_``, base64, 24+ bytes."""
+    value = secret.get_secret_value()
+    if not value.startswith(SECRET_PREFIX):
+        raise ValueError(f"secret is not {SECRET_PREFIX} followed by base64")
+    if len(decode_secret(value)) < STANDARD_SECRET_MIN_BYTES:  # the error names no value
+        raise ValueError(f"secret is shorter than {STANDARD_SECRET_MIN_BYTES} bytes after {SECRET_PREFIX}")
+    return secret
+
+
+StandardSecret = Annotated[Secret, AfterValidator(_decodes_as_standard_secret)]
+"""A secret reference whose value is a Standard Webhooks ``whsec_<base64>`` secret, checked at load."""
+
+
 class HttpDestination(Section):
     """POST the raw body to ``url`` with ``Idempotency-Key: {provider}:{event_id}`` (at least once).
+
+    With ``signing_secrets`` every delivery carries Standard Webhooks headers (``webhook-id``,
+    ``webhook-timestamp``, ``webhook-signature``: one signature per secret), so the destination can
+    tell Breakwater from anyone else with the official ``standardwebhooks`` libraries.
 
     ``breaker`` and ``rate_limit`` are the outbound client's own sections (``[apis.*]`` spells them the
     same), off unless configured::
@@ -247,6 +271,7 @@ class HttpDestination(Section):
         [pipeline.destinations.crm]
         kind = "http"
         url = "https://crm.example.com/hooks"
+        signing_secrets = ["env:CRM_WEBHOOK_SECRET"]
         breaker = { failure_rate = 0.5, min_calls = 10, window = 30, open_for = 15 }
         rate_limit = { start = 50, min = 1, max = 50 }
     """
@@ -279,6 +304,16 @@ class HttpDestination(Section):
     rate_limit: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(enabled=False))
     """Pace calls adaptively (halve on 429, 5xx and timeouts, creep back up on success) between ``min``
     and ``max`` a second, from ``start``. Off unless this section is given (``rate`` still applies)."""
+    signing_secrets: tuple[StandardSecret, ...] = ()
+    """Standard Webhooks secrets (``whsec_<base64>``, as references such as ``env:CRM_WEBHOOK_SECRET``).
+    Every delivery is signed with each of them, so during a rotation the destination accepts the
+    delivery with the old secret or the new one. Required in ``environment = "prod"``; elsewhere an
+    unsigned destination is allowed and the worker warns about it at start."""
+    forward_provider_signature: bool = False
+    """Also send the provider's own signature headers, as the edge received them, so the destination
+    can verify the provider too. A header whose name Breakwater sends itself (a Standard Webhooks
+    provider's ``webhook-*``) is forwarded as ``x-provider-<name>``. A SendGrid batch is split into one
+    delivery per event, which its batch signature does not cover, so those carry none."""
 
 
 Destination = Annotated[KafkaDestination | HttpDestination, Field(discriminator="kind")]
@@ -375,8 +410,6 @@ class PipelineSettings(Section):
 def _check_standard_secrets(name: str, secrets: list[SecretStr]) -> None:
     """Standard Webhooks keys are ``whsec_<base64>``: one that does not decode fails here, at load,
     not in the edge's first request (the edge decodes with the same function)."""
-    from services.edge.verifiers.standard import decode_secret  # the verifier imports this module
-
     for index, secret in enumerate(secrets):
         try:
             decode_secret(secret.get_secret_value())
@@ -441,6 +474,18 @@ class BreakwaterSettings(BaseSettings):
     def _prod_keys(self) -> BreakwaterSettings:
         if self.environment == "prod" and "dev" in self.signing.keys:
             raise ValueError("signing.keys must not hold the 'dev' key in prod")
+        return self
+
+    @model_validator(mode="after")
+    def _prod_deliveries_signed(self) -> BreakwaterSettings:
+        if self.environment != "prod":
+            return self
+        for name, destination in self.pipeline.destinations.items():
+            if isinstance(destination, HttpDestination) and not destination.signing_secrets:
+                raise ValueError(
+                    f"pipeline.destinations.{name}.signing_secrets: an HTTP destination must be signed "
+                    "in prod (a Standard Webhooks whsec_ secret), or anyone could post to it as Breakwater"
+                )
         return self
 
     def provider_kind(self, name: str) -> ProviderKind:

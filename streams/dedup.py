@@ -31,8 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from schemas.envelope import WebhookEnvelope
-from schemas.headers import FORWARDED_FROM_HEADER
-from schemas.producer import TRACEPARENT_HEADER
+from schemas.headers import FORWARDED_FROM_HEADER, TRACEPARENT_HEADER
 from schemas.signing import EnvelopeSignatureError, EnvelopeSigner
 from schemas.topics import PipelineTopics
 from services.config import DedupMode

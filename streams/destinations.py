@@ -1,5 +1,11 @@
 """Destinations: the HTTP delivery seam.
 
+Every delivery to a destination with ``signing_secrets`` is signed the Standard Webhooks way
+(:mod:`services.standard_webhooks`): ``webhook-id`` is derived from the provider, the event id and the
+destination's name (:func:`webhook_id`), so it is the same on every retry and replay of that event to
+that destination and the destination can deduplicate on it; ``webhook-timestamp`` is the send time,
+so each attempt is signed afresh and passes the receiver's freshness check.
+
 Each HTTP destination is called through its own outbound :class:`~services.outbound.client.APIClient`,
 so its calls feed a circuit breaker and (when configured) an adaptive rate limiter. The client's errors
 are :class:`~services.errors.DeliveryFailed` already, named the way dispatch records them
@@ -9,6 +15,10 @@ as they are. Dispatch depends only on the :class:`Deliverer` protocol, so unit t
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Protocol, Self
@@ -21,7 +31,16 @@ from services.config import Destination, HttpDestination
 from services.outbound.client import APIClient
 from services.outbound.config import APISettings, PoolSettings, RetrySettings, TimeoutSettings
 from services.outbound.errors import NetworkError, PermanentStatus
+from services.standard_webhooks import (
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    decode_secret,
+    signed_headers,
+)
 from services.telemetry import child_traceparent
+
+log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 """What the pipeline has always retried: 408, 429 and every 5xx; other 4xx dead-letter at once."""
@@ -38,10 +57,25 @@ def header_safe(value: str) -> str:
     return quote(value, safe=":/@!$&'()*+,;=")  # readable ASCII stays as it is
 
 
+FORWARDED_PREFIX = "x-provider-"
+"""A forwarded provider header whose name Breakwater sends itself travels under this prefix."""
+STANDARD_HEADERS = frozenset({ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER})
+
+
+def webhook_id(provider: str, event_id: str, destination: str) -> str:
+    """The ``webhook-id`` of one event's deliveries to one destination (by name): ``msg_`` + 32 hex.
+
+    The same for every attempt, retry tier and replay, different per destination; a hash, so it is
+    ASCII and short whatever the provider's event id holds.
+    """
+    identity = json.dumps([provider, event_id, destination]).encode()  # unambiguous, unlike a join
+    return f"msg_{hashlib.sha256(identity).hexdigest()[:32]}"
+
+
 class Deliverer(Protocol):
-    async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination) -> None:
-        """Return on 2xx; raise a :class:`~services.errors.RetryableError` or
-        :class:`~services.errors.PermanentError`."""
+    async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination, *, name: str) -> None:
+        """Deliver to the destination configured as ``name``. Return on 2xx; raise a
+        :class:`~services.errors.RetryableError` or :class:`~services.errors.PermanentError`."""
 
 
 def api_settings(destination: HttpDestination, *, lanes: int = 1) -> APISettings:
@@ -66,14 +100,15 @@ def api_settings(destination: HttpDestination, *, lanes: int = 1) -> APISettings
 
 
 class OutboundDeliverer:
-    """POST the raw body with ``Idempotency-Key: {provider}:{event_id}``, one outbound client per destination.
+    """POST the raw body with ``Idempotency-Key: {provider}:{event_id}``, one outbound client per destination,
+    signed with the destination's ``signing_secrets`` (an unsigned one is warned about here, at start).
 
     Clients are keyed by the destination's settings (frozen, hashable), as dispatch hands us those;
     two destinations configured identically are the same endpoint and share a client and its breaker.
     ``transport`` is for unit tests (``httpx.MockTransport``).
 
     >>> async with OutboundDeliverer(settings.pipeline.destinations, lanes=2) as deliverer:  # doctest: +SKIP
-    ...     await deliverer.deliver(envelope, destination)
+    ...     await deliverer.deliver(envelope, destination, name="crm")
     """
 
     def __init__(
@@ -86,9 +121,17 @@ class OutboundDeliverer:
         self._lanes = lanes
         self._transport = transport
         self._clients: dict[HttpDestination, APIClient] = {}
+        self._keys: dict[HttpDestination, tuple[bytes, ...]] = {}
         for name, destination in destinations.items():
             if isinstance(destination, HttpDestination):
                 self.client(destination, name)
+                if not destination.signing_secrets:
+                    log.warning(
+                        "HTTP destination %r (%s) has no signing_secrets: its deliveries are unsigned, "
+                        "so it cannot tell Breakwater from anyone else (required in prod)",
+                        name,
+                        destination.url,
+                    )
 
     def client(self, destination: HttpDestination, name: str | None = None) -> APIClient:
         """The destination's client, created on first use (the breaker and limiter live as long as it)."""
@@ -99,7 +142,16 @@ class OutboundDeliverer:
             self._clients[destination] = client
         return client
 
-    async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination) -> None:
+    def keys(self, destination: HttpDestination) -> tuple[bytes, ...]:
+        """The destination's HMAC keys, decoded once (the settings checked that they decode)."""
+        keys = self._keys.get(destination)
+        if keys is None:
+            keys = tuple(decode_secret(s.get_secret_value()) for s in destination.signing_secrets)
+            self._keys[destination] = keys
+        return keys
+
+    def headers(self, envelope: WebhookEnvelope, destination: HttpDestination, name: str) -> dict[str, str]:
+        """Every header of one attempt but the idempotency key (the outbound client adds that)."""
         headers = {
             "content-type": envelope.content_type,
             "x-breakwater-event-type": header_safe(envelope.event_type),
@@ -108,6 +160,20 @@ class OutboundDeliverer:
             # One webhook is one trace: the destination sees the edge's trace id, under a span of its own.
             "traceparent": child_traceparent(envelope.trace_parent),
         }
+        keys = self.keys(destination)
+        if keys:
+            msg_id = webhook_id(envelope.provider, envelope.event_id, name)
+            headers |= signed_headers(keys, msg_id, int(time.time()), envelope.body)
+        if destination.forward_provider_signature and envelope.batch_index is None:
+            for header, value in envelope.headers.items():  # what the verifier kept: its signature
+                # webhook-* always mean Breakwater's own signature, signed or not: a Standard Webhooks
+                # provider's are renamed, so no header means one thing here and another there
+                ours = header in headers or header in STANDARD_HEADERS
+                headers[FORWARDED_PREFIX + header if ours else header] = header_safe(value)
+        return headers
+
+    async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination, *, name: str) -> None:
+        headers = self.headers(envelope, destination, name)
         client = self.client(destination)
         try:
             response = await client.request(

@@ -3,8 +3,9 @@
 One handler (and one transactional loop) per provider. A record carrying the ``bw-destination`` header
 came back from a retry tier and goes to that destination only; otherwise the routes decide. Kafka
 destinations produce the normalized :class:`~schemas.events.EventRecord` inside the batch's transaction
-(exactly once); HTTP destinations are called before the transaction commits (at least once, with
-``Idempotency-Key``), concurrently up to each destination's limit.
+(exactly once), with the event's identity and trace as headers (:func:`event_headers`); HTTP
+destinations are called before the transaction commits (at least once, with ``Idempotency-Key`` and,
+when configured, a Standard Webhooks signature), concurrently up to each destination's limit.
 """
 
 from __future__ import annotations
@@ -21,21 +22,48 @@ from pydantic import ValidationError
 from schemas.deadletter import DeadLetter, dead_letter_id
 from schemas.envelope import DeliveryError, WebhookEnvelope
 from schemas.events import MalformedPayload, event_record_json
-from schemas.headers import DESTINATION_HEADER
+from schemas.headers import (
+    DESTINATION_HEADER,
+    ENVELOPE_ID_HEADER,
+    EVENT_HEADER_MAX_CHARS,
+    EVENT_ID_HEADER,
+    EVENT_TYPE_HEADER,
+    PROVIDER_HEADER,
+    TRACEPARENT_HEADER,
+)
 from schemas.retry import RetryRecord
 from schemas.topics import PipelineTopics
 from services.config import Destination, HttpDestination, KafkaDestination, PipelineSettings
 from services.errors import DeliveryFailed, PermanentError
-from streams.destinations import Deliverer
-from streams.eos_types import Batch, Out, Outcome, Record, StatelessHandler
+from services.telemetry import child_traceparent
+from streams.destinations import Deliverer, header_safe
+from streams.eos_types import Batch, Headers, Out, Outcome, Record, StatelessHandler
 from streams.metrics import Metrics
 from streams.poison import header_text, is_infrastructure, quarantine, reason_of, unprocessable
 from streams.policy import RetryPolicy, failures_at
 from streams.routing import Router
 from streams.shaping import Blocked, Lane, bucket
 
-__all__ = ["DispatchHandler"]
+__all__ = ["DispatchHandler", "event_headers"]
 log = logging.getLogger(__name__)
+
+
+def event_headers(envelope: WebhookEnvelope) -> Headers:
+    """The headers of an event record (:mod:`schemas.headers`): its identity and its trace.
+
+    ``traceparent`` is a span of dispatch in the edge request's trace (a new trace when the envelope
+    carries none), so a consumer that continues it joins the same trace.
+    """
+    headers = [
+        (TRACEPARENT_HEADER, child_traceparent(envelope.trace_parent).encode()),
+        (PROVIDER_HEADER, envelope.provider.encode()),
+        (ENVELOPE_ID_HEADER, envelope.id.encode()),
+    ]
+    for name, text in ((EVENT_TYPE_HEADER, envelope.event_type), (EVENT_ID_HEADER, envelope.event_id)):
+        value = header_safe(text)
+        if len(value) <= EVENT_HEADER_MAX_CHARS:
+            headers.append((name, value.encode()))
+    return headers
 
 
 class DispatchHandler(StatelessHandler):
@@ -211,7 +239,7 @@ class DispatchHandler(StatelessHandler):
                     if not called and loop.time() > deadline:
                         return None
                     called = True
-                    await self._deliverer.deliver(envelope, destination)
+                    await self._deliverer.deliver(envelope, destination, name=name)
             except Blocked as blocked:
                 outs.append(self._park(envelope, name, blocked.wait, tp))
             except DeliveryFailed as exc:
@@ -246,7 +274,7 @@ class DispatchHandler(StatelessHandler):
             return self._failed(envelope, name, PermanentError(str(exc), error_class="malformed_payload"), tp)
         self._metrics.delivered(name, envelope.received_at)
         topic = self._topics.name(destination.topic)
-        return Out(topic, envelope.key.encode(), record, follow=tp)
+        return Out(topic, envelope.key.encode(), record, event_headers(envelope), follow=tp)
 
     def _park(self, envelope: WebhookEnvelope, name: str, wait: float, tp: TopicPartition) -> Out:
         """The destination is cooling down for longer than we wait in line: wait in a tier, no attempt."""

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from services.edge.verifiers.paypal import ALGORITHM, signed_message
-from services.edge.verifiers.standard import decode_secret
+from services.standard_webhooks import decode_secret, signed_headers
 
 __all__ = [
     "generate_paypal_certificate",
@@ -96,14 +96,8 @@ def sign_standard(
 ) -> dict[str, str]:
     """Standard Webhooks headers (``prefix="svix"`` for Svix's names) for a ``whsec_`` secret."""
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = base64.b64encode(hmac.new(decode_secret(secret), signed, hashlib.sha256).digest()).decode()
-    return {
-        "Content-Type": JSON,
-        f"{prefix}-id": msg_id,
-        f"{prefix}-timestamp": str(timestamp),
-        f"{prefix}-signature": f"v1,{digest}",
-    }
+    keys = [decode_secret(secret)]
+    return {"Content-Type": JSON, **signed_headers(keys, msg_id, timestamp, body, prefix=prefix)}
 
 
 def sign_sendgrid(body: bytes, private_key: ec.EllipticCurvePrivateKey, timestamp: int) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 The signature is HMAC-SHA256 over ``f"{id}.{timestamp}.{body}"``, base64, listed as space-separated
 ``v1,<base64>`` entries (several while the sender rotates; other versions such as the asymmetric
-``v1a`` are skipped). Secrets are ``whsec_<base64 key>``; the key is the decoded bytes. Svix sends
+``v1a`` are skipped). Secrets are ``whsec_<base64 key>``; the key is the decoded bytes (the signing
+itself is :mod:`services.standard_webhooks`, shared with Breakwater's own deliveries). Svix sends
 the same scheme under ``svix-id`` / ``svix-timestamp`` / ``svix-signature``; both are accepted.
 """
 
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 from collections.abc import Mapping
 
 from services.config import ConfigError, ProviderSettings
@@ -27,21 +26,9 @@ from services.edge.verifiers._common import (
 )
 from services.edge.verifiers.base import VerifiedEvent
 from services.errors import BadSignature
+from services.standard_webhooks import decode_secret, digest
 
-SECRET_PREFIX = "whsec_"
 PREFIXES = ("webhook", "svix")
-
-
-def decode_secret(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_<base64>`` secret (the prefix is optional, as in the reference library)."""
-    encoded = secret.removeprefix(SECRET_PREFIX)
-    try:
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("secret is not whsec_ followed by base64") from None
-    if not key:
-        raise ValueError("secret is empty after the whsec_ prefix")
-    return key
 
 
 def parse_signatures(value: str, header: str) -> list[bytes]:
@@ -93,8 +80,7 @@ class StandardWebhooksVerifier:
         timestamp = signature_header(headers, f"{prefix}-timestamp")
         received = parse_signatures(signature_header(headers, f"{prefix}-signature"), f"{prefix}-signature")
         check_fresh(parse_unix_seconds(timestamp, f"{prefix}-timestamp header"), now, self._tolerance)
-        signed = f"{msg_id}.{timestamp}.".encode() + body
-        expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in self._keys]
+        expected = [digest(key, msg_id, timestamp, body) for key in self._keys]
         if not any_match(expected, received):
             raise BadSignature(f"no {prefix}-signature v1 signature matches a configured secret")
         event = json_object(body)

@@ -43,7 +43,7 @@ class FakeDeliverer:
         self.delay = delay
         self.calls: list[str] = []
 
-    async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination) -> None:
+    async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination, *, name: str) -> None:
         self.calls.append(envelope.key)
         await asyncio.sleep(self.delay)
         error = self.errors.pop(0) if self.errors else None
@@ -328,7 +328,7 @@ def mock_deliverer(
 
 async def outcome_of(deliverer: OutboundDeliverer, destination: HttpDestination) -> object:
     try:
-        await deliverer.deliver(envelope("stripe", "evt_9"), destination)
+        await deliverer.deliver(envelope("stripe", "evt_9"), destination, name="hook")
     except RetryableError as exc:
         return ("retryable", exc.error_class, exc.retry_after)
     except PermanentError as exc:
@@ -377,7 +377,7 @@ async def test_the_deliverer_sends_the_body_and_the_pipeline_headers_once_each()
     )
     destination = HttpDestination(url="http://dest/hook")
     async with mock_deliverer(answer, destination) as deliverer:
-        await deliverer.deliver(item, destination)
+        await deliverer.deliver(item, destination, name="hook")
     [request] = seen
     assert request.method == "POST" and str(request.url) == "http://dest/hook"
     assert request.content == item.body
@@ -485,7 +485,7 @@ async def test_a_non_ascii_event_type_is_delivered_in_a_header_httpx_accepts() -
 
     destination = HttpDestination(url="http://dest/hook")
     async with mock_deliverer(answer, destination) as deliverer:
-        await deliverer.deliver(envelope("stripe", "evt_é", "café.créé"), destination)
+        await deliverer.deliver(envelope("stripe", "evt_é", "café.créé"), destination, name="hook")
     [request] = seen
     assert request.headers["x-breakwater-event-type"] == "caf%C3%A9.cr%C3%A9%C3%A9"
     assert request.headers["idempotency-key"] == "stripe:evt_%C3%A9"  # stable, and unique per key
