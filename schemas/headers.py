@@ -43,8 +43,8 @@ REPLAYED_AT_HEADER = "bw-replayed-at"
 """On a replayed record: when, ISO 8601."""
 
 TRACEPARENT_HEADER = "traceparent"
-"""W3C Trace Context: on an inbound envelope the edge request's span; on an event record a span of
-dispatch under it, in the same trace."""
+"""W3C Trace Context: the edge request's span, on an inbound envelope and on its event records (a new
+trace when a gateway wrote none), so a consumer's span joins the webhook's trace."""
 PROVIDER_HEADER = "bw-provider"
 """On an event record: the configured provider name (the edge's URL path segment)."""
 EVENT_TYPE_HEADER = "bw-event-type"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 
@@ -48,14 +49,22 @@ __all__ = ["DispatchHandler", "event_headers"]
 log = logging.getLogger(__name__)
 
 
+TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+"""A W3C ``traceparent`` of version 00, as the edge writes it (a gateway might write anything)."""
+
+
 def event_headers(envelope: WebhookEnvelope) -> Headers:
     """The headers of an event record (:mod:`schemas.headers`): its identity and its trace.
 
-    ``traceparent`` is a span of dispatch in the edge request's trace (a new trace when the envelope
-    carries none), so a consumer that continues it joins the same trace.
+    ``traceparent`` is the envelope's, the edge request's span, as it is: dispatch records no span of
+    its own, so a consumer's span must hang under one that exists. An envelope without a valid one (a
+    gateway that does not trace) starts a new trace, so every record carries one.
     """
+    trace = envelope.trace_parent
+    if trace is None or not TRACEPARENT.fullmatch(trace) or trace[3:35] == "0" * 32:
+        trace = child_traceparent(None)
     headers = [
-        (TRACEPARENT_HEADER, child_traceparent(envelope.trace_parent).encode()),
+        (TRACEPARENT_HEADER, trace.encode()),
         (PROVIDER_HEADER, envelope.provider.encode()),
         (ENVELOPE_ID_HEADER, envelope.id.encode()),
     ]

@@ -225,7 +225,8 @@ async def test_provider_signatures_are_forwarded_and_event_records_carry_their_i
             assert unquote(meta[EVENT_ID_HEADER].decode()) == value["event_id"]  # ASCII, percent-encoded
             assert unquote(meta[EVENT_TYPE_HEADER].decode()) == value["event_type"]
             version, trace_id, span_id, flags = meta[TRACEPARENT_HEADER].decode().split("-")
-            assert (version, trace_id, flags) == ("00", TRACE_ID, "01") and span_id != "00f067aa0ba902b7"
+            assert (version, trace_id, flags) == ("00", TRACE_ID, "01")  # the provider's trace goes on
+            assert span_id != "00f067aa0ba902b7"  # under the edge's span, not the caller's
     types = {dict(r.headers)[EVENT_TYPE_HEADER] for r in events.records}
     assert types == {b"payment_intent.succeeded", b"caf%C3%A9.cr%C3%A9%C3%A9", b"invoice.paid"}
     assert {dict(r.headers)[EVENT_ID_HEADER] for r in events.records} == {

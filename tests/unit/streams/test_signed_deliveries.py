@@ -129,15 +129,16 @@ def test_a_delivery_signed_with_two_secrets_verifies_with_either() -> None:
         assert Webhook(secret).verify(item.body, headers)
 
 
-def test_event_headers_are_ascii_continue_the_trace_and_leave_out_what_is_too_long() -> None:
+def test_event_headers_are_ascii_carry_the_edge_trace_and_leave_out_what_is_too_long() -> None:
     trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     item = envelope("stripe", "evt_é", "café").model_copy(update={"trace_parent": trace})
     headers = dict(event_headers(item))
     assert headers[EVENT_TYPE_HEADER] == b"caf%C3%A9" and headers[EVENT_ID_HEADER] == b"evt_%C3%A9"
-    assert headers[TRACEPARENT_HEADER].split(b"-")[1] == b"0af7651916cd43dd8448eb211c80319c"
-    assert headers[TRACEPARENT_HEADER] != trace.encode()  # a span of its own in that trace
-    untraced = dict(event_headers(envelope("stripe", "evt_1")))
-    assert len(untraced[TRACEPARENT_HEADER].split(b"-")[1]) == 32  # a new trace, never none
+    assert headers[TRACEPARENT_HEADER] == trace.encode()  # the edge's span: dispatch records none
+    for bad in (None, "00-zz-b7ad6b7169203331-01", "00-" + "0" * 32 + "-b7ad6b7169203331-01", "é"):
+        untraced = dict(event_headers(envelope("stripe", "evt_1").model_copy(update={"trace_parent": bad})))
+        version, trace_id, span_id, _ = untraced[TRACEPARENT_HEADER].decode().split("-")
+        assert version == "00" and len(trace_id) == 32 and trace_id != "0" * 32 and len(span_id) == 16
     long = envelope("stripe", "evt_1", "x" * (EVENT_HEADER_MAX_CHARS + 1))
     assert EVENT_TYPE_HEADER not in dict(event_headers(long))
     assert EVENT_ID_HEADER in dict(event_headers(long))
