@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from services.cli.acls import acls
 from services.cli.dlq import dlq_app, operators_app, stats
 from services.cli.errors import fail
 from services.cli.flood import flood
@@ -38,6 +39,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(operators_app, name="operators")
 app.command("stats")(stats)
 app.command("flood")(flood)
+app.command("acls")(acls)
 
 schemas_app = typer.Typer(help="The committed JSON Schema files for every record type.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")

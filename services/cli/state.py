@@ -17,6 +17,9 @@ class CliState:
     def settings(self) -> BreakwaterSettings:
         """The validated settings; a bad setting ends the command with the field's name (exit 2)."""
         try:
-            return load_settings(self.config)
+            settings = load_settings(self.config)
         except ConfigError as exc:
             fail(exc, ExitCode.USAGE)
+        from services.cli.kafka import as_local_admin  # the secure local broker's admin, when it runs
+
+        return as_local_admin(settings)
