@@ -50,9 +50,10 @@ def acls(
     settings = ctx.obj.settings
     principals = RolePrincipals(edge, worker, operator, consumer, consumer_group_prefix)
     bindings = configured_acls(settings, principals)
-    table = Table(
-        "principal", "operation", "resource", "name", "pattern", box=box.SIMPLE_HEAD, pad_edge=False
-    )
+    columns = [
+        Column(name, no_wrap=True) for name in ("principal", "operation", "resource", "name", "pattern")
+    ]
+    table = Table(*columns, box=box.SIMPLE_HEAD, pad_edge=False)
     for b in bindings:
         table.add_row(b.principal, b.operation.name, b.resource.name, b.name, b.pattern.name)
     console.print(table)
