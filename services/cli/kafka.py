@@ -42,11 +42,12 @@ def local_broker(settings: BreakwaterSettings, *, quiet: bool = True, secure: bo
     )
 
 
-def as_local_admin(settings: BreakwaterSettings) -> BreakwaterSettings:
-    """``settings`` with the secure local broker's admin credentials, when that is the cluster in use.
+def as_local_role(settings: BreakwaterSettings, role: str = "admin") -> BreakwaterSettings:
+    """``settings`` with ``role``'s credentials on the secure local broker, when that is the cluster in use.
 
-    Commands run on this machine (topics, dlq, stats, acls) then need no security settings of their own;
-    a configured ``kafka.bootstrap`` or ``kafka.security_protocol`` is left as it is.
+    Commands run on this machine (topics, dlq, stats, acls as admin; edge and worker as themselves) then
+    need no security settings of their own; a configured ``kafka.bootstrap`` or
+    ``kafka.security_protocol`` is left as it is.
     """
     kafka = settings.kafka
     if kafka.bootstrap or kafka.security_protocol != "PLAINTEXT":
@@ -54,7 +55,9 @@ def as_local_admin(settings: BreakwaterSettings) -> BreakwaterSettings:
     broker = local_broker(settings)
     if not broker.secure or not (broker.credentials_dir / "admin.password").is_file():
         return settings
-    return settings.model_copy(update={"kafka": broker.client_settings("admin", kafka)})
+    options = broker.role_options(role)
+    del options["bootstrap"]  # still the local node (kafka.local), not an external cluster
+    return settings.model_copy(update={"kafka": kafka.model_copy(update=options)})
 
 
 def _external(settings: BreakwaterSettings) -> bool:

@@ -55,7 +55,9 @@ def main(
         ),
     ] = None,
 ) -> None:
-    ctx.obj = CliState(config)
+    # On the secure local broker the edge and the worker connect as their own roles, the rest as admin.
+    role = ctx.invoked_subcommand if ctx.invoked_subcommand in ("edge", "worker") else "admin"
+    ctx.obj = CliState(config, role)
 
 
 def configure_logging(settings: BreakwaterSettings) -> None:
@@ -105,11 +107,15 @@ def edge(
 @app.command()
 def worker(ctx: typer.Context) -> None:
     """Run a pipeline worker (dedup, dispatch, retry tiers); several form one consumer group."""
+    from services.kafka.admin import MissingTopicsError
     from streams.worker import run_worker
 
     settings = ctx.obj.settings
     configure_logging(settings)
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except MissingTopicsError as exc:  # one line naming them, exit 1: not a traceback per loop
+        fail(exc)
 
 
 @schemas_app.command("export")

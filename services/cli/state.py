@@ -10,8 +10,10 @@ from services.config import BreakwaterSettings, ConfigError, load_settings
 
 
 class CliState:
-    def __init__(self, config: Path | None) -> None:
+    def __init__(self, config: Path | None, role: str = "admin") -> None:
         self.config = config
+        self.role = role
+        """Whose credentials a command uses on the secure local broker (the edge and worker their own)."""
 
     @cached_property
     def settings(self) -> BreakwaterSettings:
@@ -20,6 +22,6 @@ class CliState:
             settings = load_settings(self.config)
         except ConfigError as exc:
             fail(exc, ExitCode.USAGE)
-        from services.cli.kafka import as_local_admin  # the secure local broker's admin, when it runs
+        from services.cli.kafka import as_local_role  # the secure local broker's user, when it runs
 
-        return as_local_admin(settings)
+        return as_local_role(settings, self.role)
