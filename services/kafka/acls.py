@@ -13,14 +13,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import for_code
 
 from schemas.topics import DEDUP_ROLE, PipelineTopics, dispatch_role, retry_role
 from services.errors import BreakwaterError
 from services.kafka import clients
+from services.kafka.acl_protocol import create_acl
 from services.kafka.clients import KafkaTarget
 
 __all__ = [
@@ -57,8 +56,6 @@ class Pattern(enum.IntEnum):
 
 
 CLUSTER_NAME = "kafka-cluster"
-ALLOW = 3
-ANY_HOST = "*"
 
 
 class AclError(BreakwaterError):
@@ -186,37 +183,15 @@ def pipeline_acls(
 
 
 async def apply_acls(kafka: KafkaTarget, bindings: Sequence[AclBinding], timeout: float = 30.0) -> int:
-    """Create ``bindings`` on the cluster (existing ones are left as they are); how many were sent.
-
-    aiokafka 0.14's admin client has no ``create_acls``; its protocol module has the CreateAcls
-    request (one binding per request), sent here on the admin client's connection.
-    """
-    from aiokafka.protocol.admin import CreateAclsRequest
-
+    """Create ``bindings`` on the cluster (existing ones are left as they are); how many were sent."""
     admin = clients.admin(kafka, request_timeout_ms=int(timeout * 1000))
     await admin.start()
     try:
-        for binding in bindings:
-            request = CreateAclsRequest(
-                binding.resource,
-                binding.name,
-                binding.pattern,
-                binding.principal,
-                ANY_HOST,
-                binding.operation,
-                ALLOW,
-            )
-            response = await send_admin_request(admin, request)
-            for result in response.creation_responses:
-                code, message = result[0], result[1]
-                if code:
-                    name = for_code(code).__name__
-                    raise AclError(f"cannot create ACL {binding.describe()}: {name} {message or ''}".rstrip())
+        for b in bindings:
+            code, message = await create_acl(admin, b.resource, b.name, b.pattern, b.principal, b.operation)
+            if code:
+                name = for_code(code).__name__
+                raise AclError(f"cannot create ACL {b.describe()}: {name} {message or ''}".rstrip())
         return len(bindings)
     finally:
         await admin.close()
-
-
-async def send_admin_request(admin: AIOKafkaAdminClient, request: Any) -> Any:
-    """Send a protocol request the admin client has no method for, to any broker (a private member)."""
-    return await admin._send_request(request)
