@@ -90,7 +90,7 @@ def envelope(
 
 
 async def create_topics(settings: BreakwaterSettings) -> PipelineTopics:
-    await ensure_topics(settings.kafka.servers, catalogue(settings))
+    await ensure_topics(settings.kafka, catalogue(settings))
     return pipeline_topics(settings)
 
 

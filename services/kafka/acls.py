@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aiokafka.errors import for_code
 
-from schemas.topics import DEDUP_ROLE, PipelineTopics, dispatch_role, retry_role
+from schemas.topics import ALERTS, DEDUP_ROLE, PipelineTopics, dispatch_role, retry_role
 from services.errors import BreakwaterError
 from services.kafka import clients
 from services.kafka.acl_protocol import create_acl
@@ -109,7 +109,8 @@ def pipeline_acls(
     """Every ACL of one pipeline, sorted; ``route_topics``: Kafka destinations besides the events topic.
 
     - edge: write (idempotently) the inbound topic, nothing else;
-    - worker: read its inputs, write its outputs, its loops' transactional ids and groups;
+    - worker: read its inputs, write its outputs, its loops' transactional ids and groups, and see
+      (describe) the rest of the catalogue, which it checks at start;
     - operator: read dead letters, quarantine and their marks, write what a replay writes (ready topics,
       the marks), the replay's transactional id, and describe the worker groups (``stats``);
     - consumer: read the events topics, with groups under its own prefix.
@@ -142,6 +143,8 @@ def pipeline_acls(
         *_grants(edge, Resource.CLUSTER, cluster, Operation.IDEMPOTENT_WRITE, pattern=literal),
         *_grants(worker, Resource.TOPIC, worker_reads, read, describe, pattern=literal),
         *_grants(worker, Resource.TOPIC, worker_writes, write, describe, pattern=literal),
+        # ensure_topics at start sees the whole catalogue exists (Describe only: it writes neither).
+        *_grants(worker, Resource.TOPIC, [topics.dlq_state, topics.name(ALERTS)], describe, pattern=literal),
         *_grants(worker, Resource.GROUP, [topics.group(r) for r in roles], read, describe, pattern=literal),
         *_grants(
             worker,
