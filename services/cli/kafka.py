@@ -108,8 +108,6 @@ def start_local_broker(settings: BreakwaterSettings, *, secure: bool = False) ->
         started = broker.start(timeout=settings.kafka.local.start_timeout_seconds)
     except LocalKafkaError as exc:
         fail(exc)
-    if broker.secure:
-        secure_setup(settings, broker)
     version = settings.kafka.local.version
     if started:
         typer.echo(f"Kafka {version} answers on {broker.bootstrap} (pid {broker.pid()})")
@@ -118,6 +116,8 @@ def start_local_broker(settings: BreakwaterSettings, *, secure: bool = False) ->
             f"Kafka {version} already runs on {broker.bootstrap} (pid {broker.pid()}, started by another "
             "process): using it, and leaving it running (breakwater kafka stop stops it)"
         )
+    if broker.secure:
+        secure_setup(settings, broker)
     return broker, started
 
 
