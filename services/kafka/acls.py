@@ -10,6 +10,7 @@ the principal of each role it returns the bindings; ``breakwater acls`` prints t
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -190,11 +191,16 @@ async def apply_acls(kafka: KafkaTarget, bindings: Sequence[AclBinding], timeout
     admin = clients.admin(kafka, request_timeout_ms=int(timeout * 1000))
     await admin.start()
     try:
-        for b in bindings:
-            code, message = await create_acl(admin, b.resource, b.name, b.pattern, b.principal, b.operation)
-            if code:
-                name = for_code(code).__name__
-                raise AclError(f"cannot create ACL {b.describe()}: {name} {message or ''}".rstrip())
+        answers = await asyncio.gather(  # one binding a request: all in flight at once
+            *(create_acl(admin, b.resource, b.name, b.pattern, b.principal, b.operation) for b in bindings)
+        )
+        refused = [
+            f"{b.describe()}: {for_code(code).__name__} {message or ''}".rstrip()
+            for b, (code, message) in zip(bindings, answers, strict=True)
+            if code
+        ]
+        if refused:
+            raise AclError(f"the cluster refused {len(refused)} ACL(s): " + "; ".join(refused))
         return len(bindings)
     finally:
         await admin.close()

@@ -71,4 +71,5 @@ def secure_pipeline(
 ) -> SecurePipeline:
     config = pipeline_config(secure_broker.bootstrap, unique("sec"), tmp_path / "state")
     config["signing"] = {"active_key_id": "t1", "keys": {"t1": SIGNING_KEY.decode()}}
+    config["topics"] = {"partitions": 1}  # what is tested is who may do what, not spreading load
     return SecurePipeline(secure_broker, config)

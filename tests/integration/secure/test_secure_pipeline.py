@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -22,10 +23,13 @@ from services.edge.verifiers.signers import sign_stripe
 from services.kafka import clients
 from services.kafka.clients import KafkaTarget
 from services.kafka.internals import refresh_metadata
+from services.operators.filters import DlqFilter
+from services.operators.service import Operators
 from streams.topics import catalogue, pipeline_topics
 from tests.integration.secure.conftest import SecurePipeline
 from tests.support.edge import running_edge
 from tests.support.pipeline import REPO, running_worker
+from tests.unit.operators.deadletters import dead_letter
 
 SECRET = "whsec_test"  # the Stripe secret of tests.support.pipeline's providers
 AUTHORIZATION_ERRORS = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)
@@ -135,9 +139,7 @@ def test_a_worker_without_create_rights_names_the_missing_topics(secure_pipeline
     env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKWATER_")}
     env["PYTHONPATH"] = str(REPO)
     for section, values in secure_pipeline.config_as("worker").items():
-        env[f"BREAKWATER_{section.upper()}"] = (
-            values if isinstance(values, str) else __import__("json").dumps(values)
-        )
+        env[f"BREAKWATER_{section.upper()}"] = values if isinstance(values, str) else json.dumps(values)
     result = subprocess.run(
         [sys.executable, "-m", "services.cli.main", "worker"],
         env=env,
@@ -151,3 +153,24 @@ def test_a_worker_without_create_rights_names_the_missing_topics(secure_pipeline
     assert "may not create topics" in result.stderr
     for spec in catalogue(worker):
         assert spec.name in result.stderr
+
+
+async def test_an_operator_replays_dead_letters_as_itself(secure_pipeline: SecurePipeline) -> None:
+    """The operator reads the dead letters and writes the ready topic and the marks, transactionally."""
+    await secure_pipeline.provision()
+    admin, operator = secure_pipeline.settings("admin"), secure_pipeline.settings("operator")
+    topics = pipeline_topics(admin)
+    dead = [dead_letter("stripe", n) for n in range(3)]
+    producer = clients.producer(secure_pipeline.settings("worker").kafka)  # the worker writes the DLQ
+    await producer.start()
+    try:
+        for item in dead:
+            await producer.send(topics.dlq, item.model_dump_json().encode(), key=item.envelope.key.encode())
+    finally:
+        await producer.stop()
+    ops = Operators.of(operator)
+    report = await ops.replay(await ops.select(DlqFilter(provider="stripe")), by="ops")
+    assert (len(report.done), report.failed) == (3, [])
+    assert len(await read_all(admin.kafka, topics.ready("stripe"), expected=3)) == 3
+    with pytest.raises(TopicAuthorizationFailedError):  # and nothing else: not the events
+        await read_all(operator.kafka, topics.events, expected=0, timeout=5)
