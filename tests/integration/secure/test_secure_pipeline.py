@@ -28,6 +28,7 @@ from services.operators.service import Operators
 from streams.topics import catalogue, pipeline_topics
 from tests.integration.secure.conftest import SecurePipeline
 from tests.support.edge import running_edge
+from tests.support.librdkafka import Record, librdkafka_config, librdkafka_produce
 from tests.support.pipeline import REPO, running_worker
 from tests.unit.operators.deadletters import dead_letter
 
@@ -174,3 +175,16 @@ async def test_an_operator_replays_dead_letters_as_itself(secure_pipeline: Secur
     assert len(await read_all(admin.kafka, topics.ready("stripe"), expected=3)) == 3
     with pytest.raises(TopicAuthorizationFailedError):  # and nothing else: not the events
         await read_all(operator.kafka, topics.events, expected=0, timeout=5)
+
+
+async def test_a_librdkafka_gateway_takes_the_same_security_settings(secure_pipeline: SecurePipeline) -> None:
+    """confluent-kafka configured from KafkaSettings (tests.support.librdkafka) writes as the edge would."""
+    await secure_pipeline.provision()
+    edge = secure_pipeline.settings("edge")
+    inbound = pipeline_topics(edge).inbound
+    config = librdkafka_config(edge.kafka)
+    assert (config["security.protocol"], config["sasl.mechanisms"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    records: list[Record] = [(b"stripe:evt_gw", b"{}", [])]
+    partitions = await asyncio.to_thread(librdkafka_produce, edge.kafka, inbound, records)
+    assert partitions == [0]
+    assert await end_offsets(secure_pipeline.settings("admin").kafka, inbound) == 1
