@@ -41,6 +41,7 @@ ROLES = ("admin", "edge", "worker", "operator", "consumer")
 """The SCRAM users of a secure local broker: ``admin`` is the super user, the others get ACLs."""
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 SECURE_LISTENER = "SASL_SSL"
+LOOPBACK = "127.0.0.1"
 
 
 class LocalKafkaError(BreakwaterError, RuntimeError):
@@ -207,12 +208,13 @@ class LocalKafka:
 
     def _properties(self) -> str:
         plain = "SASL_SSL" if self.secure else "PLAINTEXT"
-        listeners = f"{plain}://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
+        controller = LOOPBACK if self.secure else self.host  # secure: only this machine reaches it
+        listeners = f"{plain}://{self.host}:{self.port},CONTROLLER://{controller}:{self.controller_port}"
         min_isr = max(1, self.replication - 1)
         settings = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
-            "controller.quorum.voters": self.voters or f"{self.node_id}@{self.host}:{self.controller_port}",
+            "controller.quorum.voters": self.voters or f"{self.node_id}@{controller}:{self.controller_port}",
             "listeners": listeners,
             "advertised.listeners": f"{plain}://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -262,7 +264,9 @@ class LocalKafka:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         scram: list[str] = []
         if self.secure:
-            generate_broker_tls(self.tls.folder, hosts=tuple(dict.fromkeys((self.host, "localhost"))))
+            generate_broker_tls(
+                self.tls.folder, hosts=tuple(dict.fromkeys((self.host, LOOPBACK, "localhost")))
+            )
             self._make_credentials()
             for role in ROLES:
                 scram += ["--add-scram", f"{SCRAM_MECHANISM}=[name={role},password={self.password(role)}]"]

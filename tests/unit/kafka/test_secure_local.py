@@ -51,3 +51,12 @@ def test_a_plain_node_is_unchanged(tmp_path: Path) -> None:
         line.split("=", 1) for line in LocalKafka(libs=tmp_path, home=tmp_path)._properties().splitlines()
     )
     assert props["listeners"].startswith("PLAINTEXT://") and "authorizer.class.name" not in props
+
+
+def test_the_controller_stays_on_loopback_when_clients_listen_everywhere(tmp_path: Path) -> None:
+    node = LocalKafka(libs=tmp_path, home=tmp_path, host="0.0.0.0", port=1, controller_port=2, secure=True)
+    generate_broker_tls(node.tls.folder)
+    node._make_credentials()
+    props = dict(line.split("=", 1) for line in node._properties().splitlines())
+    assert props["listeners"] == "SASL_SSL://0.0.0.0:1,CONTROLLER://127.0.0.1:2"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:2"
