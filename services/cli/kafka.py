@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,12 +24,18 @@ console = Console()
 
 
 def local_broker(settings: BreakwaterSettings, *, quiet: bool = True, secure: bool = False) -> LocalKafka:
-    """The configured local node; secure when asked, configured (``kafka.local.secure``), or formatted so."""
+    """The configured local node, its jars fetched; secure when asked, configured, or formatted so."""
     local = settings.kafka.local
     try:
         libs = fetch_jars(local.version, local.cache_dir, quiet=quiet)
     except LocalKafkaError as exc:
         fail(exc)
+    return local_node(settings, libs, secure=secure)
+
+
+def local_node(settings: BreakwaterSettings, libs: Path, *, secure: bool = False) -> LocalKafka:
+    """The configured local node (``kafka.local``) with the jars in ``libs``."""
+    local = settings.kafka.local
     return LocalKafka(
         libs=libs,
         home=local.home,
@@ -47,15 +54,15 @@ def as_local_role(settings: BreakwaterSettings, role: str = "admin") -> Breakwat
 
     Commands run on this machine (topics, dlq, stats, acls as admin; edge and worker as themselves) then
     need no security settings of their own; a configured ``kafka.bootstrap`` or
-    ``kafka.security_protocol`` is left as it is.
+    ``kafka.security_protocol`` is left as it is. Reads the node's home only (no jars, no broker).
     """
     kafka = settings.kafka
     if kafka.bootstrap or kafka.security_protocol != "PLAINTEXT":
         return settings
-    broker = local_broker(settings)
-    if not broker.secure or not (broker.credentials_dir / "admin.password").is_file():
+    node = local_node(settings, libs=kafka.local.cache_dir)  # the jars are not needed to read its home
+    if not node.secure or not (node.credentials_dir / "admin.password").is_file():
         return settings
-    options = broker.role_options(role)
+    options = node.role_options(role)
     del options["bootstrap"]  # still the local node (kafka.local), not an external cluster
     return settings.model_copy(update={"kafka": kafka.model_copy(update=options)})
 

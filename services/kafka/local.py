@@ -263,6 +263,12 @@ class LocalKafka:
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         scram: list[str] = []
+        formatted = (self.data_dir / "meta.properties").exists()
+        if self.secure and formatted and not self._has_credentials():
+            raise LocalKafkaError(
+                f"{self.data_dir} was formatted without users (a plain node); a secure node needs a fresh "
+                "one: another kafka.local.home, or remove that data"
+            )
         if self.secure:
             generate_broker_tls(
                 self.tls.folder, hosts=tuple(dict.fromkeys((self.host, LOOPBACK, "localhost")))
@@ -271,7 +277,7 @@ class LocalKafka:
             for role in ROLES:
                 scram += ["--add-scram", f"{SCRAM_MECHANISM}=[name={role},password={self.password(role)}]"]
         write_private(self.config_file, self._properties().encode())  # it holds the admin's password
-        if (self.data_dir / "meta.properties").exists():
+        if formatted:
             return
         cluster_id = self.cluster_id or _kraft_cluster_id()
         command = self._java(

@@ -6,9 +6,10 @@ import ipaddress
 import stat
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
-from services.kafka.local import ROLES, LocalKafka
+from services.kafka.local import ROLES, LocalKafka, LocalKafkaError
 from services.kafka.tls import BROKER_COMMON_NAME, generate_broker_tls
 
 
@@ -60,3 +61,11 @@ def test_the_controller_stays_on_loopback_when_clients_listen_everywhere(tmp_pat
     props = dict(line.split("=", 1) for line in node._properties().splitlines())
     assert props["listeners"] == "SASL_SSL://0.0.0.0:1,CONTROLLER://127.0.0.1:2"
     assert props["controller.quorum.voters"] == "1@127.0.0.1:2"
+
+
+def test_a_node_formatted_plain_is_not_started_secure(tmp_path: Path) -> None:
+    node = LocalKafka(libs=tmp_path, home=tmp_path, secure=True)
+    node.data_dir.mkdir()
+    (node.data_dir / "meta.properties").write_text("node.id=1\n")
+    with pytest.raises(LocalKafkaError, match="formatted without users"):
+        node.format_once()
