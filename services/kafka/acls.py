@@ -113,7 +113,8 @@ def pipeline_acls(
     - worker: read its inputs, write its outputs, its loops' transactional ids and groups, and see
       (describe) the rest of the catalogue, which it checks at start;
     - operator: read dead letters, quarantine and their marks, write what a replay writes (ready topics,
-      the marks), the replay's transactional id, and describe the worker groups (``stats``);
+      the marks) and the reliability monitor's alerts, the replay's transactional id, and describe the
+      worker groups (``stats``);
     - consumer: read the events topics, with groups under its own prefix.
     """
     literal, prefixed = Pattern.LITERAL, Pattern.PREFIXED
@@ -164,7 +165,14 @@ def pipeline_acls(
             describe,
             pattern=literal,
         ),
-        *_grants(operator, Resource.TOPIC, [*ready, topics.dlq_state], write, describe, pattern=literal),
+        *_grants(
+            operator,
+            Resource.TOPIC,
+            [*ready, topics.dlq_state, topics.name(ALERTS)],  # replays, marks; the reliability monitor
+            write,
+            describe,
+            pattern=literal,
+        ),
         *_grants(
             operator, Resource.TOPIC, [topics.inbound, *retry, *events], describe, pattern=literal
         ),  # lag figures

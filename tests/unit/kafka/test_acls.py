@@ -85,6 +85,7 @@ def test_operators_read_dead_letters_and_write_what_a_replay_writes() -> None:
         "t1.webhooks.ready.github",
         "t1.webhooks.ready.stripe",
         "t1.webhooks.dlq.state",
+        "t1.ops.alerts",  # `breakwater services monitor`
     }
     assert names(ROLES.operator, Operation.WRITE, Resource.TRANSACTIONAL_ID) == {"shop-dlq-replay"}
     assert not names(ROLES.operator, Operation.READ, Resource.GROUP)  # describes the groups, joins none
