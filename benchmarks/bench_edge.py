@@ -82,7 +82,7 @@ def main() -> None:
     config = work / "bench.toml"
     config.write_text(f'[providers.stripe]\nsecrets = ["{STRIPE_SECRET}"]\n')
     settings = load_settings(config, kafka={"bootstrap": bootstrap})
-    asyncio.run(ensure_topics(bootstrap, settings.topic_catalogue()))
+    asyncio.run(ensure_topics(settings.kafka, settings.topic_catalogue()))
 
     bare_port, edge_port = free_ports(2)
     env = {**os.environ, "BREAKWATER_CONFIG": str(config), "BREAKWATER_KAFKA__BOOTSTRAP": bootstrap}

@@ -22,7 +22,6 @@ import uuid
 from pathlib import Path
 
 import uvloop
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.figures import record
@@ -30,7 +29,9 @@ from benchmarks.harness import WorkerProcess, create_topics, envelope, pipeline_
 from schemas.topics import DEDUP_ROLE, TopicSpec, dispatch_role
 from services.config import PipelineSettings, bootstrap_from_env
 from services.flood.shutdown import SigtermUnwinds
+from services.kafka import clients
 from services.kafka.admin import ensure_topics
+from services.kafka.clients import KafkaTarget
 from services.kafka.local import start_fresh_broker
 from streams.eos import PRODUCER_MAX_BATCH_BYTES, PRODUCER_RETRY_BACKOFF_MS
 from streams.topics import pipeline_topics
@@ -41,20 +42,18 @@ async def committed(admin: AIOKafkaAdminClient, group: str) -> int:
     return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
 
 
-async def raw_loop(bootstrap: str, source: str, target: str, total: int, batch: int) -> float:
+async def raw_loop(kafka: KafkaTarget, source: str, target: str, total: int, batch: int) -> float:
     """Events/s of the plainest exactly-once copy: getmany → send all → send offsets → commit."""
     group = f"raw-{uuid.uuid4().hex[:8]}"
-    consumer = AIOKafkaConsumer(
+    consumer = clients.consumer(
+        kafka,
         source,
-        bootstrap_servers=bootstrap,
         group_id=group,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
         auto_offset_reset="earliest",
         max_poll_records=batch,
     )
-    producer = AIOKafkaProducer(  # the worker's producer settings, so only the work differs
-        bootstrap_servers=bootstrap,
+    producer = clients.producer(  # the worker's producer settings, so only the work differs
+        kafka,
         transactional_id=group,
         linger_ms=5,
         max_batch_size=PRODUCER_MAX_BATCH_BYTES,
@@ -95,7 +94,7 @@ async def pipeline(config: dict[str, object], unique: int, total: int, workdir: 
     settings = settings_of(config)
     topics = pipeline_topics(settings)
     worker = WorkerProcess(config, "bench", workdir / "worker.log")
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.servers)
+    admin = clients.admin(settings.kafka)
     await admin.start()
     worker.start()
     assert worker.proc is not None
@@ -136,8 +135,8 @@ async def run(bootstrap: str, events: int, duplicates: float, batch: int) -> Non
         await produce(settings, (envelope(p, e) for p, e in ids[start : start + 100_000]))
     print(f"backlog: {events:,} signed envelopes ({unique:,} unique) in {time.perf_counter() - started:.1f}s")
 
-    await ensure_topics(bootstrap, [TopicSpec(topics.name("bench.raw"), 4, 1)])
-    raw = await raw_loop(bootstrap, topics.inbound, topics.name("bench.raw"), events, batch)
+    await ensure_topics(settings.kafka, [TopicSpec(topics.name("bench.raw"), 4, 1)])
+    raw = await raw_loop(settings.kafka, topics.inbound, topics.name("bench.raw"), events, batch)
     print(f"raw aiokafka transactional copy : {raw:9,.0f} events/s")
     rate, rss = await pipeline(config, unique, events, workdir)
     inbound_rate = rate * events / unique

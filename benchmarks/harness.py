@@ -20,13 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from schemas.envelope import WebhookEnvelope
 from schemas.producer import encode_envelope
 from schemas.signing import EnvelopeSigner
 from schemas.topics import PipelineTopics
 from services.config import BreakwaterSettings, load_settings
+from services.kafka import clients
 from services.kafka.admin import ensure_topics
 from streams.topics import catalogue, pipeline_topics
 
@@ -91,7 +90,7 @@ def envelope(
 
 
 async def create_topics(settings: BreakwaterSettings) -> PipelineTopics:
-    await ensure_topics(settings.kafka.servers, catalogue(settings))
+    await ensure_topics(settings.kafka, catalogue(settings))
     return pipeline_topics(settings)
 
 
@@ -99,9 +98,7 @@ async def produce(settings: BreakwaterSettings, envelopes: Iterable[WebhookEnvel
     """Put signed envelopes on the pipeline's inbound topic (as the edge would); returns the count."""
     topics = pipeline_topics(settings)
     signer = EnvelopeSigner.of(settings.signing)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.servers, acks="all", enable_idempotence=True, linger_ms=20
-    )
+    producer = clients.producer(settings.kafka, linger_ms=20)
     await producer.start()
     sent = 0
     try:

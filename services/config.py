@@ -117,6 +117,28 @@ class LocalKafkaSettings(Section):
     controller_port: int = Field(default=9093, ge=1, le=65535)
     heap: str = "1g"
     start_timeout_seconds: float = Field(default=90, gt=0)
+    secure: bool = False
+    """SASL_SSL (SCRAM-SHA-512) with a generated CA, one user per role and ACLs (``kafka start --secure``)."""
+
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+TOKEN_PROVIDER_REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def import_reference(reference: str) -> Any:
+    """The object a ``module:attribute`` reference names; ValueError saying what is missing."""
+    import importlib
+
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name}: {exc}") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(f"module {module_name} has no {attribute}") from None
 
 
 class TelemetrySettings(Section):
@@ -129,15 +151,93 @@ class TelemetrySettings(Section):
 
 
 class KafkaSettings(Section):
+    """Where the cluster is and how every client authenticates to it (applied in services/kafka/clients.py).
+
+    A SASL_SSL cluster with SCRAM (Confluent Cloud uses PLAIN, with an API key and secret)::
+
+        [kafka]
+        bootstrap = "b-1.example.com:9096"
+        security_protocol = "SASL_SSL"
+        sasl_mechanism = "SCRAM-SHA-512"
+        sasl_username = "breakwater-worker"
+        sasl_password = "env:KAFKA_PASSWORD"
+    """
+
     bootstrap: str | None = None
     """An existing cluster (``host:port,...``). When set, nothing is started locally."""
     local: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
     client_id: str = "breakwater"
     request_timeout_ms: int = Field(default=15_000, ge=1000)
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    """A secret reference (``env:NAME``, ``file:PATH``)."""
+    sasl_oauth_token_provider: str | None = None
+    """OAUTHBEARER: ``module:callable``, called with this section, returning an aiokafka
+    ``AbstractTokenProvider``; ``services.kafka.msk:token_provider`` signs for MSK IAM (extra ``msk``)."""
+    aws_region: str | None = None
+    """The AWS region MSK IAM tokens are signed for."""
+    ssl_cafile: Path | None = None
+    """PEM certificates of the CAs the broker's certificate is checked against (default: the system's)."""
+    ssl_certfile: Path | None = None
+    """Mutual TLS: this client's PEM certificate chain (with ``ssl_keyfile``)."""
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
 
     @property
     def servers(self) -> str:
         return self.bootstrap or f"{self.local.host}:{self.local.port}"
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @model_validator(mode="after")
+    def _security_consistent(self) -> KafkaSettings:
+        """The security options fit together: each problem names its fields."""
+        problems: list[str] = []
+        protocol = f"security_protocol {self.security_protocol}"
+        if self.uses_sasl:
+            if self.sasl_mechanism is None:
+                problems.append(f"{protocol} needs sasl_mechanism")
+            elif self.sasl_mechanism == "OAUTHBEARER":
+                if self.sasl_oauth_token_provider is None:
+                    problems.append("sasl_mechanism OAUTHBEARER needs sasl_oauth_token_provider")
+            else:
+                missing = [n for n in ("sasl_username", "sasl_password") if getattr(self, n) is None]
+                if missing:
+                    problems.append(f"sasl_mechanism {self.sasl_mechanism} needs {' and '.join(missing)}")
+        else:
+            given = [n for n in ("sasl_mechanism", "sasl_username", "sasl_password") if getattr(self, n)]
+            if given:
+                problems.append(f"{', '.join(given)} given but {protocol} does not use SASL")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            problems.append("ssl_certfile and ssl_keyfile go together (mutual TLS needs both)")
+        files = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+        if not self.uses_tls and any(getattr(self, n) for n in files):
+            problems.append(f"ssl_* files given but {protocol} does not use TLS")
+        for name in files:
+            path = getattr(self, name)
+            if path is not None and not Path(path).expanduser().is_file():
+                problems.append(f"{name} {path} does not exist")
+        if self.sasl_oauth_token_provider is not None and self.sasl_mechanism == "OAUTHBEARER":
+            reference = self.sasl_oauth_token_provider
+            if not TOKEN_PROVIDER_REFERENCE.match(reference):
+                problems.append(f"sasl_oauth_token_provider {reference!r} is not module:callable")
+            else:
+                try:
+                    if not callable(import_reference(reference)):
+                        problems.append(f"sasl_oauth_token_provider {reference} is not callable")
+                except ValueError as exc:
+                    problems.append(f"sasl_oauth_token_provider: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class TopicSettings(Section):

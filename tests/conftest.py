@@ -18,7 +18,7 @@ import pytest
 
 from services.kafka.local import LocalKafka, start_fresh_broker
 
-KAFKA_FIXTURES = frozenset({"kafka_broker", "kafka_bootstrap", "private_broker"})
+KAFKA_FIXTURES = frozenset({"kafka_broker", "kafka_bootstrap", "private_broker", "secure_broker"})
 UNIT_TESTS = Path(__file__).parent / "unit"
 
 

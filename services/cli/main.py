@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from services.cli.acls import acls
 from services.cli.dlq import dlq_app, operators_app, stats
 from services.cli.errors import fail
 from services.cli.flood import flood
@@ -38,6 +39,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(operators_app, name="operators")
 app.command("stats")(stats)
 app.command("flood")(flood)
+app.command("acls")(acls)
 
 schemas_app = typer.Typer(help="The committed JSON Schema files for every record type.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
@@ -53,7 +55,9 @@ def main(
         ),
     ] = None,
 ) -> None:
-    ctx.obj = CliState(config)
+    # On the secure local broker the edge and the worker connect as their own roles, the rest as admin.
+    role = ctx.invoked_subcommand if ctx.invoked_subcommand in ("edge", "worker") else "admin"
+    ctx.obj = CliState(config, role)
 
 
 def configure_logging(settings: BreakwaterSettings) -> None:
@@ -103,11 +107,15 @@ def edge(
 @app.command()
 def worker(ctx: typer.Context) -> None:
     """Run a pipeline worker (dedup, dispatch, retry tiers); several form one consumer group."""
+    from services.kafka.admin import MissingTopicsError
     from streams.worker import run_worker
 
     settings = ctx.obj.settings
     configure_logging(settings)
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except MissingTopicsError as exc:  # one line naming them, exit 1: not a traceback per loop
+        fail(exc)
 
 
 @schemas_app.command("export")

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -27,8 +28,11 @@ from services.kafka.admin import ensure_topics
 from streams.topics import catalogue
 
 
-def _child(command: str, config: Path | None) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
+def _child(
+    command: str, config: Path | None, role_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``breakwater {command}``; on a secure local broker ``role_env`` makes it connect as its own role."""
+    env = {**os.environ, **(role_env or {})}
     if config is not None:
         env["BREAKWATER_CONFIG"] = str(config)
     return subprocess.Popen([sys.executable, "-m", "services.cli.main", command], env=env)
@@ -48,12 +52,17 @@ def up(
                 f"stop it or set {name} to a free port"
             )
     broker, started = start_local_broker(settings) if not settings.kafka.bootstrap else (None, False)
-    result = asyncio.run(ensure_topics(settings.kafka, catalogue(settings)))
+    kafka = broker.client_settings("admin", settings.kafka) if broker and broker.secure else settings.kafka
+    result = asyncio.run(ensure_topics(kafka, catalogue(settings)))
     typer.echo(f"topics: {len(result.created)} created, {len(result.present) + len(result.grown)} present")
 
-    children = {"edge": _child("edge", ctx.obj.config)}
+    def role(name: str) -> dict[str, str] | None:
+        """The role's own principal on the secure local broker (the edge may only write inbound...)."""
+        return broker.role_environment(name) if broker and broker.secure else None
+
+    children = {"edge": _child("edge", ctx.obj.config, role("edge"))}
     if worker:
-        children["worker"] = _child("worker", ctx.obj.config)
+        children["worker"] = _child("worker", ctx.obj.config, role("worker"))
     typer.echo(
         f"edge on http://{settings.edge.host}:{settings.edge.port} "
         f"({', '.join(children)} running; Ctrl-C stops them)"

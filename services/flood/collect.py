@@ -22,6 +22,7 @@ from schemas.envelope import WebhookEnvelope
 from schemas.headers import DESTINATION_HEADER
 from schemas.retry import RetryRecord
 from schemas.topics import PipelineTopics
+from services.kafka.clients import KafkaTarget
 from services.operators.reader import read_snapshot
 from services.operators.stats import PartitionLag, consumer_lag
 
@@ -77,14 +78,14 @@ def _committed(lags: list[PartitionLag]) -> dict[tuple[str, int], int]:
 
 
 async def collect(
-    bootstrap: str, topics: PipelineTopics, sim_url: str, routed: Callable[[str, str], list[str]]
+    kafka: KafkaTarget, topics: PipelineTopics, sim_url: str, routed: Callable[[str, str], list[str]]
 ) -> Collected:
     """Read every topic of the flood's pipeline and the simulator's log."""
     seen = Collected()
-    committed = _committed(await consumer_lag(bootstrap, topics.queues()))
+    committed = _committed(await consumer_lag(kafka, topics.queues()))
 
     async def read(topic: str) -> list[Any]:
-        snapshot = await read_snapshot(bootstrap, topic, max_records=2_000_000, timeout=READ_TIMEOUT)
+        snapshot = await read_snapshot(kafka, topic, max_records=2_000_000, timeout=READ_TIMEOUT)
         return snapshot.records
 
     inbound, events, dlq, quarantine, *rest = await asyncio.gather(

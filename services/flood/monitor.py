@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.topics import QueueGroup
+from services.kafka.clients import KafkaTarget
 from services.operators.stats import consumer_lag
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class Sample:
 class Monitor:
     """Call :meth:`run` as a task; ``samples`` grows until ``stop`` is set."""
 
-    bootstrap: str
+    kafka: KafkaTarget
     queues: list[QueueGroup]
     pids: Callable[[], dict[str, int]]
     worker_metrics_url: str | None = None
@@ -69,7 +70,7 @@ class Monitor:
         lag: int | None = None
         by_group: dict[str, int] = {}
         try:
-            for row in await consumer_lag(self.bootstrap, self.queues):
+            for row in await consumer_lag(self.kafka, self.queues):
                 by_group[row.group] = by_group.get(row.group, 0) + row.lag
             lag = sum(by_group.values())
         except (KafkaError, OSError, TimeoutError) as exc:  # a busy broker: a gap, not a failure

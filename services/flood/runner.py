@@ -89,7 +89,7 @@ async def _flood(stack: Stack, options: FloodOptions, console: Console) -> dict[
     def pids() -> dict[str, int]:
         return {**stack.pids(), **extra}
 
-    monitor = Monitor(stack.bootstrap, topics.queues(), pids, worker_metrics_url=stack.worker_metrics_url)
+    monitor = Monitor(stack.kafka, topics.queues(), pids, worker_metrics_url=stack.worker_metrics_url)
     stop_monitor = asyncio.Event()
     sampler = asyncio.create_task(monitor.run(stop_monitor))
     try:
@@ -105,7 +105,7 @@ async def _flood(stack: Stack, options: FloodOptions, console: Console) -> dict[
         stop_monitor.set()
         await sampler
         await monitor.close()
-    seen = await collect(stack.bootstrap, topics, stack.sim_url, scenario.routed)
+    seen = await collect(stack.kafka, topics, stack.sim_url, scenario.routed)
     if stack.probe_key:  # the readiness probe is the flood's own, not a provider's webhook
         seen.forget(stack.probe_key)
     report = build_report(scenario, load, seen, monitor, started, stack.settings.pipeline.dedup_memory_mb)
@@ -181,7 +181,7 @@ async def _drain(stack: Stack, scenario: Scenario, accepted: dict[str, str], pro
         progress.update(task, completed=round(elapsed), status=f"{left:,} deliveries to go")
 
     topics = pipeline_topics(stack.settings)
-    async with OutputTail(stack.bootstrap, topics.events, topics.dlq, stack.sim_url) as tail:
+    async with OutputTail(stack.kafka, topics.events, topics.dlq, stack.sim_url) as tail:
         return await drain(tail, accepted, scenario.routed, scenario.drain_seconds, show)
 
 

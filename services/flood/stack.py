@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import httpx
 
-from services.config import BreakwaterSettings, load_settings
+from services.config import BOOTSTRAP_ENV, BreakwaterSettings, KafkaSettings, load_settings
 from services.errors import BreakwaterError
 from services.flood.scenario import SECRETS, Scenario
 from services.flood.shutdown import stop_process
@@ -88,8 +88,9 @@ class Stack:
     probe_key: str | None = None
 
     @property
-    def bootstrap(self) -> str:
-        return self.settings.kafka.servers
+    def kafka(self) -> KafkaSettings:
+        """The cluster with its security settings (``BREAKWATER_KAFKA__*``), as every flood client uses it."""
+        return self.settings.kafka
 
     @property
     def worker_metrics_url(self) -> str:
@@ -107,7 +108,10 @@ class Stack:
         return found
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKWATER_")}
+        # The flood's own config, and the cluster's security settings from the environment (not its address).
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("BREAKWATER_") or _security_variable(k)
+        }
         env["BREAKWATER_CONFIG"] = str(self.config_path)
         log = (self.home / f"{name}.log").open("ab")
         self.logs.append(log)
@@ -133,6 +137,15 @@ class Stack:
     def log_tail(self, name: str, lines: int = 20) -> str:
         text = (self.home / f"{name}.log").read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _security_variable(name: str) -> bool:
+    """``BREAKWATER_KAFKA__SECURITY_PROTOCOL`` and the like: how to reach the cluster, not which one."""
+    return (
+        name.startswith("BREAKWATER_KAFKA__")
+        and name != BOOTSTRAP_ENV
+        and not name.startswith("BREAKWATER_KAFKA__LOCAL__")
+    )
 
 
 def build_stack(scenario: Scenario, home: Path, bootstrap: str | None) -> Stack:
@@ -161,7 +174,7 @@ def _configure(scenario: Scenario, home: Path, bootstrap: str | None, broker: Lo
 
 async def start_processes(stack: Stack) -> None:
     """Topics, then simulator, edge and worker; returns once a probe webhook went all the way."""
-    await ensure_topics(stack.bootstrap, catalogue(stack.settings))
+    await ensure_topics(stack.kafka, catalogue(stack.settings))
     sim_port = stack.sim_url.rsplit(":", 1)[1]
     stack.spawn("simulator", "-m", "services.flood.simulator", str(stack.home / "simulator.json"), sim_port)
     stack.spawn("edge", "-m", "services.cli.main", "edge")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError, for_code
 
 from schemas.topics import TopicSpec
 from services.errors import BreakwaterError
@@ -47,6 +47,27 @@ def broker_answers(bootstrap: KafkaTarget, timeout: float = 5.0) -> bool:
 
 class TopicError(BreakwaterError):
     """The broker refused to create a catalogue topic; the message names it and the reason."""
+
+
+class MissingTopicsError(TopicError):
+    """Catalogue topics are missing and the broker refused to create them: every one is named.
+
+    A principal without create rights (a worker on a cluster with ACLs) needs the topics made first by
+    an administrator (``breakwater topics ensure``).
+    """
+
+    def __init__(self, refused: dict[str, str]) -> None:
+        self.topics = sorted(refused)
+        reasons = sorted(set(refused.values()))
+        hint = (
+            "; this principal may not create topics: an administrator creates them (breakwater topics ensure)"
+            if any(r.startswith(TopicAuthorizationFailedError.__name__) for r in reasons)
+            else ""
+        )
+        super().__init__(
+            f"{len(self.topics)} topic(s) missing and not created ({', '.join(reasons)}){hint}: "
+            + ", ".join(self.topics)
+        )
 
 
 @dataclass(frozen=True)
@@ -138,14 +159,16 @@ async def ensure_topics(
                 for spec in missing
             ]
             response = await admin.create_topics(topics, timeout_ms=int(timeout * 1000))
+            refused: dict[str, str] = {}
             for name, code, message in response.topic_errors:
                 if code == 0:
                     created.append(name)
                 elif code == TopicAlreadyExistsError.errno:  # another process won the race: fine
                     existing[name] = next(s.partitions for s in specs if s.name == name)
                 else:
-                    error = for_code(code)
-                    raise TopicError(f"cannot create topic {name}: {error.__name__} {message or ''}".rstrip())
+                    refused[name] = f"{for_code(code).__name__} {message or ''}".rstrip()
+            if refused:
+                raise MissingTopicsError(refused)
         grow = {
             spec.name: NewPartitions(spec.partitions)
             for spec in specs

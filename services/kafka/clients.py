@@ -1,6 +1,6 @@
 """Every aiokafka client Breakwater runs is built here, from :class:`services.config.KafkaSettings`.
 
-What every client shares (where the cluster is, the client id; TLS and SASL next) is applied in one
+What every client shares (where the cluster is, the client id, TLS and SASL) is applied in one
 function, :func:`connection_options`; each builder adds only its role's options, typed, so a caller
 cannot pass connection options of its own::
 
@@ -14,12 +14,16 @@ members is in :mod:`services.kafka.internals`.
 
 from __future__ import annotations
 
+import functools
+import ssl
 from typing import Any, Literal, TypeAlias, TypedDict, Unpack
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.helpers import create_ssl_context
 
-from services.config import KafkaSettings
+from services.config import ConfigError, KafkaSettings, import_reference
 
 __all__ = [
     "AdminOptions",
@@ -31,6 +35,8 @@ __all__ = [
     "consumer",
     "kafka_settings",
     "producer",
+    "ssl_context",
+    "token_provider",
 ]
 
 KafkaTarget: TypeAlias = KafkaSettings | str
@@ -77,12 +83,51 @@ def kafka_settings(target: KafkaTarget) -> KafkaSettings:
 
 
 def connection_options(kafka: KafkaTarget, client_id: str | None = None) -> dict[str, Any]:
-    """The options every client gets: the cluster, and ``client_id`` (default ``kafka.client_id``).
-
-    The one place connection options are made; security settings belong here too.
-    """
+    """The options every client gets: the cluster, ``client_id`` (default ``kafka.client_id``), and
+    the security settings (TLS context, SASL mechanism and credentials or token provider)."""
     settings = kafka_settings(kafka)
-    return {"bootstrap_servers": settings.servers, "client_id": client_id or settings.client_id}
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.servers,
+        "client_id": client_id or settings.client_id,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.uses_tls:
+        options["ssl_context"] = ssl_context(settings)
+    if settings.uses_sasl:
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        if settings.sasl_mechanism == "OAUTHBEARER":
+            options["sasl_oauth_token_provider"] = token_provider(settings)
+        else:
+            assert settings.sasl_password is not None  # KafkaSettings checks it at load
+            options["sasl_plain_username"] = settings.sasl_username
+            options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return options
+
+
+@functools.lru_cache(maxsize=16)
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
+    """One TLS context per settings (the files are read once), shared by every client built from them."""
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=settings.ssl_cafile and str(settings.ssl_cafile.expanduser()),
+        certfile=settings.ssl_certfile and str(settings.ssl_certfile.expanduser()),
+        keyfile=settings.ssl_keyfile and str(settings.ssl_keyfile.expanduser()),
+    )
+    context.check_hostname = settings.ssl_check_hostname
+    return context
+
+
+@functools.lru_cache(maxsize=16)
+def token_provider(settings: KafkaSettings) -> AbstractTokenProvider:
+    """The OAUTHBEARER token provider ``kafka.sasl_oauth_token_provider`` names, made once, so every
+    client shares its cached token."""
+    assert settings.sasl_oauth_token_provider is not None  # KafkaSettings checks it at load
+    provider = import_reference(settings.sasl_oauth_token_provider)(settings)
+    if not isinstance(provider, AbstractTokenProvider):
+        raise ConfigError(
+            f"kafka.sasl_oauth_token_provider {settings.sasl_oauth_token_provider} returned "
+            f"{type(provider).__name__}, not an aiokafka AbstractTokenProvider"
+        )
+    return provider
 
 
 def producer(

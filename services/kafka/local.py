@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -19,9 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.config import LocalKafkaSettings
+from pydantic import SecretStr
+
+from services.config import KafkaSettings, LocalKafkaSettings
 from services.errors import BreakwaterError
 from services.kafka.admin import broker_answers
+from services.kafka.clients import KafkaTarget
+from services.kafka.tls import BROKER_PRINCIPAL, BrokerTls, generate_broker_tls, write_private
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
@@ -32,6 +37,11 @@ LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 _SPAWNED: dict[int, subprocess.Popen[bytes]] = {}
 _LOG_START: dict[int, int] = {}  # pid -> size of its log when launched: what it writes comes after
 STARTED_MARKER = b"Kafka Server started"
+ROLES = ("admin", "edge", "worker", "operator", "consumer")
+"""The SCRAM users of a secure local broker: ``admin`` is the super user, the others get ACLs."""
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+SECURE_LISTENER = "SASL_SSL"
+LOOPBACK = "127.0.0.1"
 
 
 class LocalKafkaError(BreakwaterError, RuntimeError):
@@ -92,10 +102,66 @@ class LocalKafka:
     """Every node of one cluster is formatted with the same id; None means a fresh one."""
     replication: int = 1
     """Replicas of Kafka's internal topics (offsets, transactions): the cluster's size, at most 3."""
+    secure: bool = False
+    """SASL_SSL (SCRAM-SHA-512) for clients, mutual TLS to the controller, the StandardAuthorizer."""
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def credentials_dir(self) -> Path:
+        """One ``{role}.password`` per role (mode 0600), and ``{role}.env`` naming it for a process."""
+        return self.home / "credentials"
+
+    @property
+    def tls(self) -> BrokerTls:
+        return BrokerTls(self.home / "tls")
+
+    @property
+    def target(self) -> KafkaTarget:
+        """How this process reaches the broker: as ``admin`` when it is secure."""
+        return self.client_settings("admin") if self.secure else self.bootstrap
+
+    def password(self, role: str) -> str:
+        return (self.credentials_dir / f"{role}.password").read_text().strip()
+
+    def client_settings(self, role: str, base: KafkaSettings | None = None) -> KafkaSettings:
+        """``base`` (default: the defaults) pointed at this secure broker as ``role``."""
+        return (base or KafkaSettings()).model_copy(update=self.role_options(role))
+
+    def role_options(self, role: str) -> dict[str, object]:
+        return {
+            "bootstrap": self.bootstrap,
+            "security_protocol": SECURE_LISTENER,
+            "sasl_mechanism": SCRAM_MECHANISM,
+            "sasl_username": role,
+            "sasl_password": SecretStr(self.password(role)),
+            "ssl_cafile": self.tls.ca,
+        }
+
+    def role_environment(self, role: str) -> dict[str, str]:
+        """The environment that makes a Breakwater process connect as ``role`` (the password by reference)."""
+        password = (self.credentials_dir / f"{role}.password").resolve()
+        return {
+            "BREAKWATER_KAFKA__BOOTSTRAP": self.bootstrap,
+            "BREAKWATER_KAFKA__SECURITY_PROTOCOL": SECURE_LISTENER,
+            "BREAKWATER_KAFKA__SASL_MECHANISM": SCRAM_MECHANISM,
+            "BREAKWATER_KAFKA__SASL_USERNAME": role,
+            "BREAKWATER_KAFKA__SASL_PASSWORD": f"file:{password}",
+            "BREAKWATER_KAFKA__SSL_CAFILE": str(self.tls.ca.resolve()),
+        }
+
+    def _make_credentials(self) -> None:
+        """A random password per role, once, each readable by its owner only; and each role's env file."""
+        self.credentials_dir.mkdir(parents=True, exist_ok=True)
+        self.credentials_dir.chmod(0o700)
+        for role in ROLES:
+            path = self.credentials_dir / f"{role}.password"
+            if not path.is_file():
+                write_private(path, secrets.token_hex(24).encode())
+            env = "".join(f"{key}={value}\n" for key, value in self.role_environment(role).items())
+            write_private(self.credentials_dir / f"{role}.env", env.encode())
 
     @property
     def data_dir(self) -> Path:
@@ -113,18 +179,47 @@ class LocalKafka:
     def config_file(self) -> Path:
         return self.home / "server.properties"
 
+    def _security_properties(self) -> dict[str, str]:
+        """Clients on SASL_SSL with SCRAM; the controller on mutual TLS, on loopback only.
+
+        The controller's listener cannot use SCRAM (its credentials live in the metadata the controller
+        serves), and PLAINTEXT would make whoever connects ``User:ANONYMOUS``, which the broker's own
+        calls need as a super user. So it takes only a client certificate signed by the broker's CA,
+        which only the broker holds: ``User:CN=breakwater-broker`` is the other super user.
+        """
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="admin" password="{self.password("admin")}";'
+        )
+        return {
+            "listener.security.protocol.map": f"{SECURE_LISTENER}:SASL_SSL,CONTROLLER:SSL",
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            f"listener.name.{SECURE_LISTENER.lower()}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": jaas,
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.tls.keystore.resolve()),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.tls.ca.resolve()),
+            "listener.name.controller.ssl.client.auth": "required",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:admin;{BROKER_PRINCIPAL}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
     def _properties(self) -> str:
-        listeners = f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
+        plain = "SASL_SSL" if self.secure else "PLAINTEXT"
+        controller = LOOPBACK if self.secure else self.host  # secure: only this machine reaches it
+        listeners = f"{plain}://{self.host}:{self.port},CONTROLLER://{controller}:{self.controller_port}"
         min_isr = max(1, self.replication - 1)
         settings = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
-            "controller.quorum.voters": self.voters or f"{self.node_id}@{self.host}:{self.controller_port}",
+            "controller.quorum.voters": self.voters or f"{self.node_id}@{controller}:{self.controller_port}",
             "listeners": listeners,
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "advertised.listeners": f"{plain}://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
+            "inter.broker.listener.name": plain,
             "log.dirs": str(self.data_dir),
             "num.partitions": "8",
             # Internal topics cannot have more replicas than there are brokers.
@@ -143,6 +238,8 @@ class LocalKafka:
             "auto.create.topics.enable": "false",
             "log.retention.check.interval.ms": "60000",
         }
+        if self.secure:
+            settings.update(self._security_properties())
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
     def _java(self, main_class: str, *args: str) -> list[str]:
@@ -165,16 +262,33 @@ class LocalKafka:
         """Write the config and format the storage on first use; later starts reuse the data."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(self._properties())
-        if (self.data_dir / "meta.properties").exists():
+        scram: list[str] = []
+        formatted = (self.data_dir / "meta.properties").exists()
+        if self.secure and formatted and not self._has_credentials():
+            raise LocalKafkaError(
+                f"{self.data_dir} was formatted without users (a plain node); a secure node needs a fresh "
+                "one: another kafka.local.home, or remove that data"
+            )
+        if self.secure:
+            generate_broker_tls(
+                self.tls.folder, hosts=tuple(dict.fromkeys((self.host, LOOPBACK, "localhost")))
+            )
+            self._make_credentials()
+            for role in ROLES:
+                scram += ["--add-scram", f"{SCRAM_MECHANISM}=[name={role},password={self.password(role)}]"]
+        write_private(self.config_file, self._properties().encode())  # it holds the admin's password
+        if formatted:
             return
         cluster_id = self.cluster_id or _kraft_cluster_id()
         command = self._java(
-            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file)
+            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file), *scram
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise LocalKafkaError(f"formatting {self.data_dir} failed:\n{result.stdout}{result.stderr}")
+
+    def _has_credentials(self) -> bool:
+        return (self.credentials_dir / "admin.password").is_file()
 
     def pid(self) -> int | None:
         """The broker's pid if it is running."""
@@ -201,10 +315,12 @@ class LocalKafka:
         stops only what it started.
         """
         if (pid := self.pid()) is not None:
-            if broker_answers(self.bootstrap):
+            if broker_answers(self.target):
                 return False
             raise LocalKafkaError(f"a broker process (pid {pid}) runs but does not answer")
-        if broker_answers(self.bootstrap):
+        if broker_answers(self.bootstrap) or (
+            self.secure and self._has_credentials() and broker_answers(self.target)
+        ):
             raise LocalKafkaError(
                 f"something else already answers on {self.bootstrap}; no broker of {self.home} runs"
             )
@@ -235,7 +351,7 @@ class LocalKafka:
             pid = self.pid()
             if pid is None:
                 raise LocalKafkaError(f"broker on {self.bootstrap} exited:\n{self.log_tail()}")
-            if self._started(pid) and broker_answers(self.bootstrap, timeout=2.0):
+            if self._started(pid) and broker_answers(self.target, timeout=2.0):
                 return
             time.sleep(0.25)
         self.kill()
@@ -380,7 +496,9 @@ def free_ports(count: int) -> Iterator[int]:
     return iter(ports)
 
 
-def start_fresh_broker(home: Path, *, attempts: int = 3, heap: str = "768m") -> LocalKafka:
+def start_fresh_broker(
+    home: Path, *, attempts: int = 3, heap: str = "768m", secure: bool = False
+) -> LocalKafka:
     """A new single-node broker on free ports under ``home``, for one run: a test session, a flood, a
     benchmark. The caller owns its whole life and stops it.
 
@@ -392,7 +510,12 @@ def start_fresh_broker(home: Path, *, attempts: int = 3, heap: str = "768m") -> 
     for attempt in range(1, attempts + 1):
         port, controller_port = free_ports(2)
         broker = LocalKafka(
-            libs=libs, home=home / f"attempt-{attempt}", port=port, controller_port=controller_port, heap=heap
+            libs=libs,
+            home=home / f"attempt-{attempt}",
+            port=port,
+            controller_port=controller_port,
+            heap=heap,
+            secure=secure,
         )
         try:
             broker.start(timeout=defaults.start_timeout_seconds)

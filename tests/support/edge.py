@@ -58,7 +58,7 @@ class RunningEdge:
 async def running_edge(settings: BreakwaterSettings, topic: str) -> AsyncIterator[RunningEdge]:
     """Serve the edge (producing to ``topic``) on a free port until the block ends."""
     producer = EnvelopeProducer(
-        settings.kafka.servers,
+        settings.kafka,
         envelope_signer(),
         topic=topic,
         linger_ms=1,

@@ -18,6 +18,7 @@ BOUNDARY = {
     "services/kafka/clients.py",
     "services/kafka/internals.py",
     "services/kafka/group_fencing.py",
+    "services/kafka/acl_protocol.py",
 }
 PRODUCT = sorted(
     path
@@ -32,8 +33,16 @@ PUBLIC_MODULES = {
     "aiokafka.structs",
     "aiokafka.admin",
     "aiokafka.admin.config_resource",
+    "aiokafka.abc",  # AbstractTokenProvider (OAUTHBEARER), ConsumerRebalanceListener: documented API
 }
-PRIVATE_MEMBERS = {"_coordinator", "_client", "_txn_manager", "_message_accumulator", "_sender"}
+PRIVATE_MEMBERS = {
+    "_coordinator",
+    "_client",
+    "_txn_manager",
+    "_message_accumulator",
+    "_sender",
+    "_send_request",
+}
 """Private members of aiokafka's clients the boundary uses; nobody else may (``self._client`` of
 Breakwater's own classes is fine: the check skips attributes of ``self``)."""
 INTERNAL_METHODS = {"fetch_all_metadata", "force_metadata_update", "fetch_committed_offsets", "fail_all"}

@@ -146,3 +146,21 @@ def test_the_fencing_errors_are_aiokafka_errors_and_breakwater_errors(
     """aiokafka retries what is ``retriable`` among its ``KafkaError``s; Breakwater asks ``retryable``."""
     assert issubclass(error, Errors.KafkaError) and issubclass(error, BreakwaterError)
     assert error.retriable is retriable and error.retryable is retriable
+
+
+def test_the_acl_request_is_where_the_acl_boundary_sends_it() -> None:
+    """services/kafka/acl_protocol.py: the admin client's ``_send_request`` and the CreateAcls request."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    assert "request" in inspect.signature(member(AIOKafkaAdminClient, "_send_request")).parameters
+    parameters = list(inspect.signature(CreateAclsRequest).parameters)
+    assert parameters == [
+        "resource_type",
+        "resource_name",
+        "resource_pattern_type_filter",
+        "principal",
+        "host",
+        "operation",
+        "permission_type",
+    ]
