@@ -66,8 +66,9 @@ def test_the_verifier_accepts_the_vector_and_refuses_a_flipped_byte(case: dict[s
             signer_of(case).verify(bytes(flipped), headers)
     signature = case["headers"][SIGNATURE_HEADER]
     for wrong in (signature.upper(), signature[:-1] + ("0" if signature[-1] != "0" else "1")):
+        tampered = [headers[0], (SIGNATURE_HEADER, wrong.encode())]
         with pytest.raises(EnvelopeSignatureError, match="does not match"):
-            signer_of(case).verify(value, [(KEY_ID_HEADER, headers[0][1]), (SIGNATURE_HEADER, wrong.encode())])
+            signer_of(case).verify(value, tampered)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
