@@ -17,6 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
@@ -28,6 +29,7 @@ from tests.support.pipeline import CommittedReader, create_topics, running_worke
 pytestmark = pytest.mark.kafka
 
 KEY_ID, KEY_TEXT = "gateway-2026", "gatewäy-sécret-🔑"  # the key's text, used as its UTF-8 bytes
+TRACE_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
 
@@ -43,7 +45,7 @@ def gateway_record(
     provider: str, kind: str, event_id: str, event_type: str, body: bytes, content_type: str, *, key: str
 ) -> tuple[str, Record]:
     """One envelope as the README describes it: JSON value, key ``provider:event_id``, signed headers."""
-    envelope_id, trace_parent = uuid7(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    envelope_id, trace_parent = uuid7(), TRACE_PARENT
     envelope = {
         "schema_version": 1,
         "id": envelope_id,
@@ -157,11 +159,16 @@ async def test_a_hand_written_gateway_is_delivered_once_and_a_wrong_key_is_quara
         await events.settle(1.5)
 
     delivered = {r.key: EventRecord.model_validate_json(r.value or b"") for r in events.records}
+    by_key = {r.key: r.headers for r in events.records}
     assert len(events.records) == len(bodies), "each envelope once, the resend dropped"
     assert set(delivered) == {f"{p}:{e}".encode() for e, (p, *_) in bodies.items()}
     for event_id, (provider, _, event_type, body, content_type) in bodies.items():
         event = delivered[f"{provider}:{event_id}".encode()]
         assert (event.id, event.event_type) == (ids[event_id], event_type)
+        headers = {name: raw.decode("ascii") for name, raw in by_key[f"{provider}:{event_id}".encode()]}
+        assert headers["traceparent"] == TRACE_PARENT and headers["bw-envelope-id"] == ids[event_id]
+        assert (headers["bw-provider"], unquote(headers["bw-event-type"])) == (provider, event_type)
+        assert unquote(headers["bw-event-id"]) == event_id
         if content_type == "application/json":
             assert event.data == json.loads(body) and event.raw_body is None
         else:
