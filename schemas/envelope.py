@@ -61,7 +61,7 @@ class WebhookEnvelope(BaseModel):
     event_type: str
     received_at: datetime
     occurred_at: datetime | None = None
-    body: bytes = Field(description="the body bytes exactly as received (base64 in JSON)")
+    body: bytes = Field(description="the body bytes exactly as received, base64 in JSON")
     content_type: str
     headers: dict[str, str] = Field(
         default_factory=dict, description="lower-cased headers needed to re-verify the provider signature"

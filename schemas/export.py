@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -27,6 +28,33 @@ from schemas.topics import (
 
 SCHEMA_DIR = Path(__file__).parent / "jsonschema"
 
+
+def _base64_pattern(alphabet: str) -> str:
+    """Base64 in one ``alphabet`` (the 64 symbols as a regex class body), padding optional.
+
+    A last group of two or three symbols must leave its unused low bits zero (``QQ`` yes, ``QR`` no),
+    as pydantic-core's decoder demands: the pattern accepts exactly the strings the models accept.
+    """
+    symbol = f"[{alphabet}]"
+    return f"(?:{symbol}{{4}})*(?:{symbol}[AQgw](?:==?)?|{symbol}{{2}}[AEIMQUYcgkosw048]=?)?"
+
+
+BASE64_PATTERN = f"^(?:{_base64_pattern('A-Za-z0-9_-')}|{_base64_pattern('A-Za-z0-9+/')})$"
+"""Every base64 string a Breakwater model accepts for a ``bytes`` field (tests/unit/test_base64_schema.py)."""
+
+BASE64_NOTE = (
+    "Bytes as base64 (RFC 4648). Breakwater writes the URL-safe alphabet (- and _) with = padding; "
+    "it reads either alphabet (not both in one string), padding optional, no whitespace or line breaks, "
+    "unused bits of the last symbol zero."
+)
+
+# pydantic writes ``format: base64url`` for bytes; no JSON Schema validator knows that format, so it
+# checked nothing. These keywords say the same and a validator checks the pattern.
+_BASE64_KEYWORDS: dict[str, Any] = {
+    "contentEncoding": "base64url",
+    "pattern": BASE64_PATTERN,
+}
+
 # File stem -> model. Every record schema a topic names (schemas.topics.TopicSpec) belongs here.
 RECORD_TYPES: dict[str, type[BaseModel]] = {
     ENVELOPE_SCHEMA: WebhookEnvelope,
@@ -37,9 +65,25 @@ RECORD_TYPES: dict[str, type[BaseModel]] = {
 }
 
 
+def _checkable_base64(node: Any) -> None:
+    """Replace every ``format: base64url`` below ``node`` with keywords a validator checks."""
+    if isinstance(node, dict):
+        if node.get("format") == "base64url":
+            del node["format"]
+            node.update(_BASE64_KEYWORDS)
+            described = node.get("description")
+            node["description"] = f"{described}. {BASE64_NOTE}" if described else BASE64_NOTE
+        for child in node.values():
+            _checkable_base64(child)
+    elif isinstance(node, list):
+        for child in node:
+            _checkable_base64(child)
+
+
 def render(model: type[BaseModel]) -> str:
     """The schema text for ``model``, stable across runs (sorted keys, trailing newline)."""
     schema = model.model_json_schema(mode="serialization")
+    _checkable_base64(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://breakwater.dev/schemas/{model.__name__}.json"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
