@@ -6,7 +6,6 @@ import asyncio
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
@@ -50,13 +49,21 @@ def acls(
     settings = ctx.obj.settings
     principals = RolePrincipals(edge, worker, operator, consumer, consumer_group_prefix)
     bindings = configured_acls(settings, principals)
-    columns = [
-        Column(name, no_wrap=True) for name in ("principal", "operation", "resource", "name", "pattern")
-    ]
-    table = Table(*columns, box=box.SIMPLE_HEAD, pad_edge=False)
+    # One row a principal and resource, its operations together, a prefix shown as `name*`: one line a
+    # row at 80 columns, where a row per binding was cut off.
+    rows: dict[tuple[str, str, str], list[str]] = {}
     for b in bindings:
-        table.add_row(b.principal, b.operation.name, b.resource.name, b.name, b.pattern.name)
+        name = f"{b.name}*" if b.pattern.name == "PREFIXED" else b.name
+        resource = "txn-id" if b.resource.name == "TRANSACTIONAL_ID" else b.resource.name.lower()
+        rows.setdefault((b.principal, resource, name), []).append(b.operation.name.lower())
+    columns = [Column(name, no_wrap=True) for name in ("principal", "resource", "name", "operations")]
+    table = Table(*columns, box=None, pad_edge=False, padding=(0, 2, 0, 0), show_edge=False)
+    for (principal, resource, name), operations in rows.items():
+        table.add_row(principal, resource, name, ", ".join(operations))
     console.print(table)
+    console.print(
+        f"{len(bindings)} ACLs for {len({p for p, _, _ in rows})} principals; a name ending in * is a prefix"
+    )
     if apply:
         try:
             count = asyncio.run(apply_acls(settings.kafka, bindings))

@@ -115,3 +115,24 @@ def test_principals_and_prefix_come_from_the_arguments() -> None:
         AclBinding("User:gw", Resource.TOPIC, "webhooks.inbound", Pattern.LITERAL, Operation.WRITE) in other
     )
     assert any(a.name == "crm-" and a.resource is Resource.GROUP for a in other)
+
+
+def test_breakwater_acls_prints_one_line_a_principal_and_resource_at_80_columns() -> None:
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from services.cli.main import app
+
+    config = Path(__file__).parents[3] / "deploy" / "local" / "breakwater.toml"
+    result = CliRunner().invoke(app, ["--config", str(config), "acls"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= 80 and "…" not in line for line in lines), result.output
+    rows = [line.rstrip().split(None, 3) for line in lines[1:] if line.startswith("User:")]
+    edge = {(resource, name): ops for principal, resource, name, ops in rows if principal == "User:edge"}
+    assert edge == {
+        ("topic", "webhooks.inbound"): "write, describe",
+        ("cluster", "kafka-cluster"): "idempotent_write",
+    }
+    assert ("txn-id", "breakwater-dedup-*") in {(r, n) for p, r, n, _ in rows if p == "User:worker"}
