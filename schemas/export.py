@@ -51,7 +51,7 @@ BASE64_NOTE = (
 # pydantic writes ``format: base64url`` for bytes; no JSON Schema validator knows that format, so it
 # checked nothing. These keywords say the same and a validator checks the pattern.
 _BASE64_KEYWORDS: dict[str, Any] = {
-    "contentEncoding": "base64url",
+    "contentEncoding": "base64",  # RFC 4648 names both alphabets base64; the pattern says which forms
     "pattern": BASE64_PATTERN,
 }
 

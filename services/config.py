@@ -150,6 +150,10 @@ class TelemetrySettings(Section):
     log_format: Literal["json", "text"] = "json"
 
 
+MSK_TOKEN_PROVIDER = "services.kafka.msk:token_provider"
+"""Amazon MSK IAM (the ``msk`` extra): it signs with ``aws_region``, so that is checked at start too."""
+
+
 class KafkaSettings(Section):
     """Where the cluster is and how every client authenticates to it (applied in services/kafka/clients.py).
 
@@ -208,14 +212,28 @@ class KafkaSettings(Section):
             elif self.sasl_mechanism == "OAUTHBEARER":
                 if self.sasl_oauth_token_provider is None:
                     problems.append("sasl_mechanism OAUTHBEARER needs sasl_oauth_token_provider")
+                given = [n for n in ("sasl_username", "sasl_password") if getattr(self, n) is not None]
+                if given:
+                    problems.append(f"{' and '.join(given)} given but OAUTHBEARER takes a token provider")
             else:
                 missing = [n for n in ("sasl_username", "sasl_password") if getattr(self, n) is None]
                 if missing:
                     problems.append(f"sasl_mechanism {self.sasl_mechanism} needs {' and '.join(missing)}")
         else:
-            given = [n for n in ("sasl_mechanism", "sasl_username", "sasl_password") if getattr(self, n)]
+            sasl = ("sasl_mechanism", "sasl_username", "sasl_password", "sasl_oauth_token_provider")
+            given = [n for n in sasl if getattr(self, n)]
             if given:
                 problems.append(f"{', '.join(given)} given but {protocol} does not use SASL")
+        if (
+            self.sasl_oauth_token_provider is not None
+            and self.uses_sasl
+            and self.sasl_mechanism != "OAUTHBEARER"
+        ):
+            problems.append(f"sasl_oauth_token_provider given but sasl_mechanism is {self.sasl_mechanism}")
+        if self.aws_region and self.sasl_oauth_token_provider is None:
+            problems.append("aws_region given but no sasl_oauth_token_provider uses it")
+        if self.sasl_oauth_token_provider == MSK_TOKEN_PROVIDER and not self.aws_region:
+            problems.append(f"sasl_oauth_token_provider {MSK_TOKEN_PROVIDER} needs aws_region")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             problems.append("ssl_certfile and ssl_keyfile go together (mutual TLS needs both)")
         files = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")

@@ -52,14 +52,38 @@ def header_safe(value: str) -> str:
     Event types come from the provider's body ("café"); httpx refuses a non-ASCII header value, which
     made the delivery raise for every attempt.
     """
-    if value.isascii() and value.isprintable():
+    if value.isascii() and value.isprintable() and "%" not in value:
         return value
-    return quote(value, safe=":/@!$&'()*+,;=")  # readable ASCII stays as it is
+    # readable ASCII stays as it is; "%" itself is encoded, so ``unquote`` always gives the value back
+    # (else "caf%C3%A9" and "café" would be sent alike)
+    return quote(value, safe=":/@!$&'()*+,;=")
 
 
 FORWARDED_PREFIX = "x-provider-"
 """A forwarded provider header whose name Breakwater sends itself travels under this prefix."""
 STANDARD_HEADERS = frozenset({ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER})
+RESERVED_HEADERS = frozenset(
+    {
+        *STANDARD_HEADERS,
+        "host",
+        "content-length",
+        "content-type",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "authorization",
+        "cookie",
+        "idempotency-key",
+        "traceparent",
+        "tracestate",
+    }
+)
+"""Headers a forwarded one must not stand in for: HTTP's own, and those Breakwater sends itself. An
+envelope written by a gateway may carry any header, so one of these travels under the prefix."""
 
 
 def webhook_id(provider: str, event_id: str, destination: str) -> str:
@@ -168,8 +192,10 @@ class OutboundDeliverer:
             for header, value in envelope.headers.items():  # what the verifier kept: its signature
                 # webhook-* always mean Breakwater's own signature, signed or not: a Standard Webhooks
                 # provider's are renamed, so no header means one thing here and another there
-                ours = header in headers or header in STANDARD_HEADERS
-                headers[FORWARDED_PREFIX + header if ours else header] = header_safe(value)
+                lowered = header.lower()
+                reserved = lowered in RESERVED_HEADERS or lowered.startswith("x-breakwater-")
+                ours = reserved or lowered in headers
+                headers[FORWARDED_PREFIX + lowered if ours else lowered] = header_safe(value)
         return headers
 
     async def deliver(self, envelope: WebhookEnvelope, destination: HttpDestination, *, name: str) -> None:

@@ -61,7 +61,12 @@ def event_headers(envelope: WebhookEnvelope) -> Headers:
     gateway that does not trace) starts a new trace, so every record carries one.
     """
     trace = envelope.trace_parent
-    if trace is None or not TRACEPARENT.fullmatch(trace) or trace[3:35] == "0" * 32:
+    if (
+        trace is None
+        or not TRACEPARENT.fullmatch(trace)
+        or trace[3:35] == "0" * 32
+        or trace[36:52] == "0" * 16
+    ):
         trace = child_traceparent(None)
     headers = [
         (TRACEPARENT_HEADER, trace.encode()),

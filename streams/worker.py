@@ -17,13 +17,14 @@ import contextlib
 import logging
 import random
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from schemas.signing import EnvelopeSigner
 from schemas.topics import DEDUP_ROLE, dispatch_role, retry_role
 from services.config import BreakwaterSettings, load_settings
-from services.kafka.admin import ensure_topics
+from services.kafka.admin import MissingTopicsError, ensure_topics
 from services.kafka.logs import fold_unreachable
 from services.runtime import fix_mmap_threshold, freeze_startup_objects
 from services.telemetry import configure_logging
@@ -183,7 +184,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = load_settings(args.config)
     configure_logging(settings.log_level, settings.telemetry.log_format)
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except MissingTopicsError as exc:  # as `breakwater worker`: one line naming them, exit 1
+        sys.exit(f"error: {exc}")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,14 @@ import asyncio
 from typing import Annotated
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Column, Table
 
 from services.cli.errors import fail
 from services.config import BreakwaterSettings
-from services.kafka.acls import AclBinding, AclError, RolePrincipals, apply_acls, pipeline_acls
+from services.errors import BreakwaterError
+from services.kafka.acls import AclBinding, RolePrincipals, apply_acls, pipeline_acls
 from streams.topics import pipeline_topics
 
 console = Console()
@@ -67,6 +69,6 @@ def acls(
     if apply:
         try:
             count = asyncio.run(apply_acls(settings.kafka, bindings))
-        except AclError as exc:
-            fail(exc)
+        except (BreakwaterError, KafkaError) as exc:  # AclError among them; auth and connection too
+            fail(f"{type(exc).__name__}: {exc}")
         typer.echo(f"{count} ACLs applied on {settings.kafka.servers}")

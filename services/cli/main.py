@@ -45,6 +45,16 @@ schemas_app = typer.Typer(help="The committed JSON Schema files for every record
 app.add_typer(schemas_app, name="schemas")
 
 
+ROLE_OF_COMMAND = {
+    "edge": "edge",
+    "worker": "worker",
+    "dlq": "operator",
+    "stats": "operator",
+    "operators": "operator",
+    "services": "operator",
+}
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
@@ -55,9 +65,10 @@ def main(
         ),
     ] = None,
 ) -> None:
-    # On the secure local broker the edge and the worker connect as their own roles, the rest as admin.
-    role = ctx.invoked_subcommand if ctx.invoked_subcommand in ("edge", "worker") else "admin"
-    ctx.obj = CliState(config, role)
+    # On the secure local broker each command connects as the role whose ACLs it needs: the edge and the
+    # worker as themselves, the operator's commands (a network-facing API among them) as the operator,
+    # only what administers the cluster (kafka, topics, acls, up) as admin.
+    ctx.obj = CliState(config, ROLE_OF_COMMAND.get(ctx.invoked_subcommand or "", "admin"))
 
 
 def configure_logging(settings: BreakwaterSettings) -> None:

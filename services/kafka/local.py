@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -283,9 +284,20 @@ class LocalKafka:
         command = self._java(
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file), *scram
         )
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        # The SCRAM passwords must not be on a command line (any local user reads /proc/<pid>/cmdline):
+        # the whole command, past the launcher, goes in an argument file only its owner can read. The
+        # launcher expands @files only before the main class, and not the class path's `*`: so all of it.
+        argfile = self.home / "format.args"
+        java, *rest = command
+        rest[rest.index("-cp") + 1] = ":".join(str(jar) for jar in sorted(self.libs.glob("*.jar")))
+        write_private(argfile, "\n".join(f'"{arg}"' for arg in rest).encode())
+        try:
+            result = subprocess.run([java, f"@{argfile}"], capture_output=True, text=True, check=False)
+        finally:
+            argfile.unlink(missing_ok=True)
         if result.returncode != 0:
-            raise LocalKafkaError(f"formatting {self.data_dir} failed:\n{result.stdout}{result.stderr}")
+            output = re.sub(r"password=[^\],\s]*", "password=***", f"{result.stdout}{result.stderr}")
+            raise LocalKafkaError(f"formatting {self.data_dir} failed:\n{output}")
 
     def _has_credentials(self) -> bool:
         return (self.credentials_dir / "admin.password").is_file()

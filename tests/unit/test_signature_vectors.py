@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import tomllib
 from fnmatch import fnmatch
@@ -52,6 +53,16 @@ def test_signing_the_value_gives_the_expected_headers(case: dict[str, Any]) -> N
     assert case["key_bytes_hex"] == case["keys"][case["active_key_id"]].encode().hex()
     assert signer_of(case).sign(value_of(case)) == expected_headers(case)
     assert list(case["headers"]) == [KEY_ID_HEADER, SIGNATURE_HEADER]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
+def test_each_signature_is_what_the_readme_describes(case: dict[str, Any]) -> None:
+    """Lowercase hex HMAC-SHA256 of the value bytes, keyed with the key's UTF-8 bytes: from the text, not
+    from the signer, so the vectors, the README and the code cannot drift together."""
+    key = bytes.fromhex(case["key_bytes_hex"])
+    expected = hmac.new(key, value_of(case), hashlib.sha256).hexdigest()
+    assert case["headers"][SIGNATURE_HEADER] == expected and expected == expected.lower()
+    assert case["headers"][KEY_ID_HEADER] == case["active_key_id"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])

@@ -133,8 +133,14 @@ async def test_a_rogue_producer_is_refused_by_the_broker(secure_pipeline: Secure
     assert await end_offsets(admin.kafka, inbound) == 0
 
 
-def test_a_worker_without_create_rights_names_the_missing_topics(secure_pipeline: SecurePipeline) -> None:
-    """No topics yet: ``breakwater worker`` as ``worker`` stops at once, exit 1, one message listing them."""
+@pytest.mark.parametrize(
+    "entry", [["services.cli.main", "worker"], ["streams.worker"]], ids=["cli", "module"]
+)
+def test_a_worker_without_create_rights_names_the_missing_topics(
+    secure_pipeline: SecurePipeline, entry: list[str]
+) -> None:
+    """No topics yet: ``breakwater worker`` (or ``python -m streams.worker``) as ``worker`` stops at once,
+    exit 1, one message listing them."""
     asyncio.run(secure_pipeline.provision(topics=False))
     worker = secure_pipeline.settings("worker")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKWATER_")}
@@ -142,7 +148,7 @@ def test_a_worker_without_create_rights_names_the_missing_topics(secure_pipeline
     for section, values in secure_pipeline.config_as("worker").items():
         env[f"BREAKWATER_{section.upper()}"] = values if isinstance(values, str) else json.dumps(values)
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "worker"],
+        [sys.executable, "-m", *entry],
         env=env,
         capture_output=True,
         text=True,

@@ -36,3 +36,15 @@ def test_a_configured_cluster_or_security_is_left_alone(tmp_path: Path) -> None:
     node._make_credentials()
     external = load_settings(kafka={"local": local, "bootstrap": "kafka:9092"})
     assert as_local_role(external) is external
+
+
+def test_operator_commands_connect_as_the_operator_not_the_super_user() -> None:
+    import typer.main
+
+    from services.cli.main import ROLE_OF_COMMAND, app
+
+    group = typer.main.get_group(app)
+    assert set(ROLE_OF_COMMAND) <= set(group.commands)  # every mapped name is a real command
+    for command in ("dlq", "stats", "operators", "services"):
+        assert ROLE_OF_COMMAND[command] == "operator"
+    assert {ROLE_OF_COMMAND.get(name, "admin") for name in ("kafka", "topics", "acls", "up")} == {"admin"}

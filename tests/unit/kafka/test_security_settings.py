@@ -149,3 +149,28 @@ def test_the_msk_provider_signs_with_awss_signer_for_the_region() -> None:
     assert signed == ["eu-west-1"]
     with pytest.raises(ConfigError, match=r"kafka\.aws_region is needed"):
         msk.token_provider(kafka.model_copy(update={"aws_region": None}))
+
+
+def test_options_that_would_be_ignored_are_refused_and_msk_iam_needs_its_region() -> None:
+    oauth = {"security_protocol": "SASL_SSL", "sasl_mechanism": "OAUTHBEARER"}
+    msk = "services.kafka.msk:token_provider"
+    assert "sasl_oauth_token_provider given but security_protocol PLAINTEXT does not use SASL" in kafka_error(
+        sasl_oauth_token_provider=msk
+    )
+    assert "sasl_oauth_token_provider given but sasl_mechanism is PLAIN" in kafka_error(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username="u",
+        sasl_password="p",
+        sasl_oauth_token_provider=msk,
+        aws_region="eu-west-1",
+    )
+    assert "sasl_username given but OAUTHBEARER takes a token provider" in kafka_error(
+        **oauth, sasl_oauth_token_provider=msk, aws_region="eu-west-1", sasl_username="u"
+    )
+    assert f"sasl_oauth_token_provider {msk} needs aws_region" in kafka_error(
+        **oauth, sasl_oauth_token_provider=msk
+    )
+    assert "aws_region given but no sasl_oauth_token_provider uses it" in kafka_error(aws_region="eu-west-1")
+    ok = load_settings(kafka={**oauth, "sasl_oauth_token_provider": msk, "aws_region": "eu-west-1"})
+    assert ok.kafka.aws_region == "eu-west-1"

@@ -142,3 +142,32 @@ def test_event_headers_are_ascii_carry_the_edge_trace_and_leave_out_what_is_too_
     long = envelope("stripe", "evt_1", "x" * (EVENT_HEADER_MAX_CHARS + 1))
     assert EVENT_TYPE_HEADER not in dict(event_headers(long))
     assert EVENT_ID_HEADER in dict(event_headers(long))
+
+
+def test_a_forwarded_header_never_stands_in_for_one_http_or_breakwater_sends() -> None:
+    """An envelope written by a gateway may carry any header: those travel under the prefix."""
+    kept = {
+        "idempotency-key": "forged",
+        "Host": "evil",
+        "x-breakwater-attempt": "9",
+        "x-hub-signature-256": "s",
+    }
+    item = envelope("github", "d1").model_copy(update={"headers": kept})
+    destination = HttpDestination(url="http://crm/", forward_provider_signature=True)
+    headers = OutboundDeliverer({}).headers(item, destination, "crm")
+    assert headers["x-hub-signature-256"] == "s"
+    assert headers["x-provider-idempotency-key"] == "forged" and "idempotency-key" not in headers
+    assert headers["x-provider-host"] == "evil" and "host" not in headers
+    assert headers["x-breakwater-attempt"] == "1" and headers["x-provider-x-breakwater-attempt"] == "9"
+
+
+def test_header_values_decode_back_to_the_value_even_with_a_percent() -> None:
+    from urllib.parse import unquote
+
+    from streams.destinations import header_safe
+
+    for value in ("evt_café", "evt_caf%C3%A9", "a%2Fb", "plain:id/1", "100%"):
+        encoded = header_safe(value)
+        assert encoded.isascii() and encoded.isprintable() and unquote(encoded) == value
+    assert header_safe("evt_café") != header_safe("evt_caf%C3%A9")
+    assert header_safe("plain:id/1") == "plain:id/1"
