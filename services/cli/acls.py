@@ -6,13 +6,11 @@ import asyncio
 from typing import Annotated
 
 import typer
-from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Column, Table
 
-from services.cli.errors import fail
+from services.cli.errors import kafka_failures_reported
 from services.config import BreakwaterSettings
-from services.errors import BreakwaterError
 from services.kafka.acls import AclBinding, RolePrincipals, apply_acls, pipeline_acls
 from streams.topics import pipeline_topics
 
@@ -67,8 +65,6 @@ def acls(
         f"{len(bindings)} ACLs for {len({p for p, _, _ in rows})} principals; a name ending in * is a prefix"
     )
     if apply:
-        try:
+        with kafka_failures_reported():  # AclError, authorization, connection
             count = asyncio.run(apply_acls(settings.kafka, bindings))
-        except (BreakwaterError, KafkaError) as exc:  # AclError among them; auth and connection too
-            fail(f"{type(exc).__name__}: {exc}")
         typer.echo(f"{count} ACLs applied on {settings.kafka.servers}")

@@ -10,12 +10,17 @@ on a second run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import IntEnum
 from typing import NoReturn
 
 import typer
+from aiokafka.errors import KafkaError
 
-__all__ = ["ExitCode", "fail"]
+from services.errors import BreakwaterError
+
+__all__ = ["ExitCode", "fail", "kafka_failures_reported"]
 
 
 class ExitCode(IntEnum):
@@ -29,3 +34,13 @@ def fail(message: object, code: ExitCode = ExitCode.FAILED) -> NoReturn:
     """Print ``error: <message>`` to stderr and end the command with ``code`` (no traceback)."""
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(code) from None  # called in an except block: the cause is in the message
+
+
+@contextmanager
+def kafka_failures_reported() -> Iterator[None]:
+    """Around work on a cluster: Breakwater's and Kafka's errors end the command with one line, exit 1
+    (an authorization, a connection or a topic the user may not create), never a traceback."""
+    try:
+        yield
+    except (BreakwaterError, KafkaError) as exc:
+        fail(f"{type(exc).__name__}: {exc}")

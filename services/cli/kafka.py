@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from aiokafka.errors import KafkaError
 from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
-from services.cli.errors import ExitCode, fail
+from services.cli.errors import ExitCode, fail, kafka_failures_reported
 from services.config import BreakwaterSettings
-from services.errors import BreakwaterError
 from services.kafka.acls import apply_acls
 from services.kafka.admin import broker_answers, ensure_topics
 from services.kafka.local import ROLES, LocalKafka, LocalKafkaError, fetch_jars
@@ -135,11 +133,9 @@ def secure_setup(settings: BreakwaterSettings, broker: LocalKafka) -> None:
     from services.cli.acls import configured_acls
 
     admin = broker.client_settings("admin", settings.kafka)
-    try:
+    with kafka_failures_reported():
         asyncio.run(ensure_topics(admin, catalogue(settings)))
         count = asyncio.run(apply_acls(admin, configured_acls(settings)))
-    except (BreakwaterError, KafkaError) as exc:  # one line, as every command answers
-        fail(f"{type(exc).__name__}: {exc}")
     typer.echo(f"SASL_SSL ({', '.join(ROLES)}): {count} ACLs applied; CA {broker.tls.ca}")
     typer.echo(
         f"each role's settings: {broker.credentials_dir}/<role>.env (passwords beside them, mode 0600)"
@@ -186,10 +182,8 @@ def topics_ensure(ctx: typer.Context) -> None:
     """Create the catalogue's missing topics and grow partition counts (idempotent)."""
     settings = ctx.obj.settings
     specs = catalogue(settings)
-    try:
+    with kafka_failures_reported():  # e.g. no right to create topics
         result = asyncio.run(ensure_topics(settings.kafka, specs))
-    except (BreakwaterError, KafkaError) as exc:  # e.g. no right to create topics: say so, no traceback
-        fail(f"{type(exc).__name__}: {exc}")
     table = Table("topic", "partitions", "replicas", "state")
     for spec in specs:
         state = (

@@ -51,3 +51,19 @@ def test_no_cli_module_reports_an_error_its_own_way() -> None:
     ]
     assert len(CLI_MODULES) > 5, "the CLI modules were not found"
     assert found == []
+
+
+def test_a_command_facing_a_cluster_that_refuses_answers_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """``topics ensure`` against a port no broker listens on: exit 1, ``error: <Class>: …``, nothing else."""
+    import socket
+
+    with socket.socket() as probe:  # a free port, closed again: nothing answers there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "bw.toml"
+    config.write_text(f'[kafka]\nbootstrap = "127.0.0.1:{port}"\nrequest_timeout_ms = 1000\n')
+    result = CliRunner().invoke(app, ["--config", str(config), "topics", "ensure"])
+    assert result.exit_code == ExitCode.FAILED, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and re.match(r"error: \w+Error: ", lines[0]), result.output
